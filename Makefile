@@ -1,0 +1,28 @@
+# Two commands for a fresh clone:
+#   make demo   set up .venv, generate synthetic data for the spec's 10 signs, train on it
+#   make test   set up .venv and run every test (what CI runs)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test notebook bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[cpu,dev]"
+	touch $@
+
+demo: setup
+	$(VENV)/bin/signtrain demo
+
+test: setup
+	$(PY) -m pytest -q
+
+notebook: setup
+	$(PY) ml/build_notebook.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,148 @@
+"""Command line: `signtrain train --data MP_Data`, `signtrain demo`, `signtrain synth`.
+
+`python ml/train_model.py ...` is the same as `signtrain train ...`.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from signtrain import config
+
+DEMO_DATA_DIR = os.path.join("runs", "demo_data", "MP_Data")
+DEMO_MARKER = ".signtrain_synth.json"
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r} (e.g. --epochs 50)")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _action_list(text):
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError('expected folder names separated by commas, e.g. --actions "Hello,Yes,No"')
+    return names
+
+
+def _add_training_flags(parser, data_required=True):
+    if data_required:
+        parser.add_argument("--data", required=True, metavar="DIR",
+                            help="the MP_Data folder: DIR/<Action>/<sequence>/<frame>.npy, frames of 1662 values")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help=f"run folder to create (must be new or empty); default: the next "
+                             f"{config.DEFAULT_RUNS_DIR}/exp, exp2, ... so no run is ever overwritten")
+    parser.add_argument("--epochs", type=_positive_int, default=config.DEFAULT_EPOCHS, metavar="N",
+                        help=f"most epochs to train (default {config.DEFAULT_EPOCHS}); early stopping usually ends sooner")
+    parser.add_argument("--patience", type=_positive_int, default=config.DEFAULT_PATIENCE, metavar="N",
+                        help=f"stop after N epochs without a better validation accuracy and keep the best "
+                             f"(default {config.DEFAULT_PATIENCE})")
+    parser.add_argument("--batch-size", type=_positive_int, default=config.DEFAULT_BATCH_SIZE, metavar="N",
+                        help=f"sequences per training step (default {config.DEFAULT_BATCH_SIZE}; try 8 if memory runs out)")
+    parser.add_argument("--seed", type=_positive_int, default=config.DEFAULT_SEED, metavar="N",
+                        help=f"random seed of the 90/10 split and the weights (default {config.DEFAULT_SEED})")
+    parser.add_argument("--actions", type=_action_list, default=None, metavar="A,B,...",
+                        help="signs to train on, in label order (folder names, comma-separated). Default: the "
+                             "spec's 10 in the spec's order when the data has exactly them, else every folder, sorted")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="signtrain",
+        description="Train the sign-language LSTM that the live translator loads (action_model.h5 + actions.npy).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train on an MP_Data folder",
+                                description="Train the spec's 3-layer LSTM on an MP_Data folder and write a run folder.")
+    _add_training_flags(train)
+
+    demo = commands.add_parser("demo", help="make synthetic data for the spec's 10 signs and train on it",
+                               description="Generate an MP_Data set with the synthetic signer (no download), "
+                                           "then train on it with the spec's defaults.")
+    demo.add_argument("--data-dir", default=DEMO_DATA_DIR, metavar="DIR",
+                      help=f"where the synthetic MP_Data goes (default {DEMO_DATA_DIR}; reused when already there)")
+    _add_training_flags(demo, data_required=False)
+
+    synth = commands.add_parser("synth", help="write a synthetic MP_Data folder",
+                                description="Write a synthetic MP_Data tree in the exact data contract.")
+    synth.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
+    synth.add_argument("--sequences", type=_positive_int, default=config.NUM_SEQUENCES, metavar="N",
+                       help=f"sequences per sign (default {config.NUM_SEQUENCES})")
+    synth.add_argument("--seed", type=_positive_int, default=0, metavar="N", help="random seed (default 0)")
+    synth.add_argument("--actions", type=_action_list, default=list(config.SPEC_ACTIONS), metavar="A,B,...",
+                       help="signs to generate (default: the spec's 10)")
+    return parser
+
+
+def _quiet_tensorflow():
+    # TensorFlow's C++ start-up chatter (CPU feature notes) hides our own output; errors still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _settings(args, data):
+    from signtrain.train import TrainSettings
+
+    return TrainSettings(data=data, out=args.out, epochs=args.epochs, patience=args.patience,
+                         batch_size=args.batch_size, seed=args.seed, actions=args.actions)
+
+
+def _demo_data(data_dir):
+    """The synthetic set for the demo: generated once, reused while the generator is unchanged."""
+    from signtrain import __version__, synth
+
+    marker_path = os.path.join(data_dir, DEMO_MARKER)
+    wanted = {"generator": "signtrain.synth", "version": __version__, "seed": 0,
+              "sequences": config.NUM_SEQUENCES, "actions": list(config.SPEC_ACTIONS)}
+    if os.path.exists(marker_path):
+        with open(marker_path, encoding="utf-8") as handle:
+            if json.load(handle) == wanted:
+                print(f"reusing the synthetic data in {data_dir}")
+                return data_dir
+        raise FileExistsError(
+            f"{data_dir} holds synthetic data from another signtrain version; delete it or pass --data-dir NEW_DIR"
+        )
+    print(f"writing synthetic MP_Data for {len(config.SPEC_ACTIONS)} signs to {data_dir} ...")
+    synth.write_mp_data(data_dir, seed=0)
+    with open(marker_path, "w", encoding="utf-8") as handle:
+        json.dump(wanted, handle)
+    return data_dir
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    _quiet_tensorflow()
+    try:
+        if args.command == "synth":
+            from signtrain import synth
+
+            synth.write_mp_data(args.out, actions=args.actions, sequences=args.sequences, seed=args.seed)
+            print(f"wrote {args.sequences} sequences x {len(args.actions)} signs to {args.out}")
+            return 0
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:
+            print("error: TensorFlow is not installed. Install it with: pip install 'signtrain[cpu]' "
+                  "(or 'signtrain[gpu]' on a CUDA machine; Colab already has it).", file=sys.stderr)
+            return 2
+        from signtrain.train import train
+
+        data = _demo_data(args.data_dir) if args.command == "demo" else args.data
+        train(_settings(args, data))
+        return 0
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Constants of the data contract and the spec's training defaults.
+
+Everything here comes from the user's spec. The live translator feeds the model exactly this
+layout, so none of it may change silently: tests pin every number below.
+"""
+
+import numpy as np
+
+# The spec's 10 signs, in the spec's order (the label index of each is its position here).
+SPEC_ACTIONS = (
+    "Hello",
+    "Thank_You",
+    "Help",
+    "Yes",
+    "No",
+    "Please",
+    "Sorry",
+    "I_Love_You",
+    "Stop",
+    "More",
+)
+
+NUM_SEQUENCES = 30  # sequences recorded per sign by the spec's collection script
+SEQUENCE_LENGTH = 30  # frames per sequence
+
+# One frame = MediaPipe Holistic keypoints concatenated in this order, never reordered.
+POSE_LANDMARKS, POSE_VALUES = 33, 4  # x, y, z, visibility
+FACE_LANDMARKS, FACE_VALUES = 468, 3
+HAND_LANDMARKS, HAND_VALUES = 21, 3
+
+POSE_SIZE = POSE_LANDMARKS * POSE_VALUES  # 132
+FACE_SIZE = FACE_LANDMARKS * FACE_VALUES  # 1404
+HAND_SIZE = HAND_LANDMARKS * HAND_VALUES  # 63
+
+# (name, start, stop) of each block inside one 1662-long frame.
+BLOCKS = (
+    ("pose", 0, POSE_SIZE),
+    ("face", POSE_SIZE, POSE_SIZE + FACE_SIZE),
+    ("left_hand", POSE_SIZE + FACE_SIZE, POSE_SIZE + FACE_SIZE + HAND_SIZE),
+    ("right_hand", POSE_SIZE + FACE_SIZE + HAND_SIZE, POSE_SIZE + FACE_SIZE + 2 * HAND_SIZE),
+)
+NUM_FEATURES = BLOCKS[-1][2]  # 1662
+
+
+def block_slice(name):
+    """Slice of a frame that holds one block, e.g. frame[..., block_slice("right_hand")]."""
+    for block_name, start, stop in BLOCKS:
+        if block_name == name:
+            return slice(start, stop)
+    raise ValueError(f"unknown block {name!r}; expected one of {[b[0] for b in BLOCKS]}")
+
+
+# Training defaults from the spec. The CLI flags override them; nothing else does.
+DEFAULT_EPOCHS = 200
+DEFAULT_PATIENCE = 30
+DEFAULT_BATCH_SIZE = 16
+DEFAULT_SEED = 42
+TEST_SIZE = 0.1
+VALIDATION_SPLIT = 0.15
+MONITOR = "val_categorical_accuracy"
+
+# Architecture from the spec: (units, return_sequences) of each LSTM, then the Dense widths.
+LSTM_LAYERS = ((64, True), (128, True), (64, False))
+DENSE_UNITS = (64, 32)
+DROPOUT_RATE = 0.2
+LSTM_ACTIVATION = "tanh"
+
+# Files of a run folder, by the names the live app and other tools rely on.
+MODEL_FILE = "action_model.h5"
+BEST_MODEL_FILE = "best_model.h5"
+ACTIONS_FILE = "actions.npy"
+SAVEDMODEL_DIR = "action_model_savedmodel"
+CONFUSION_MATRIX_FILE = "confusion_matrix.png"
+HISTORY_PLOT_FILE = "training_history.png"
+REPORT_FILE = "classification_report.txt"
+RESULTS_FILE = "results.csv"
+METRICS_FILE = "metrics.json"
+ARGS_FILE = "args.yaml"
+LOGS_DIR = "logs"
+
+DEFAULT_RUNS_DIR = "runs/train"
+
+
+def spec_actions_array():
+    """The spec's ACTIONS as the numpy array the notebook and `actions.npy` use."""
+    return np.array(SPEC_ACTIONS)

@@ -1,0 +1,40 @@
+"""The spec's network, exactly: 3 LSTM (tanh) each followed by BatchNorm and Dropout(0.2), then
+Dense 64 relu, Dense 32 relu and a softmax over the actions.
+
+tanh (with the default sigmoid gates, no unroll, no recurrent dropout) is also what lets Keras use
+the fused cuDNN kernel on a GPU.
+"""
+
+from signtrain import config
+
+
+def build_model(num_actions, sequence_length=config.SEQUENCE_LENGTH, num_features=config.NUM_FEATURES):
+    from tensorflow import keras
+    from tensorflow.keras import layers
+
+    if num_actions < 2:
+        raise ValueError(f"a classifier needs at least 2 actions, got {num_actions}")
+    # keras.Input instead of the spec's input_shape= keyword: same model, no deprecation warning.
+    stack = [keras.Input(shape=(sequence_length, num_features))]
+    for units, return_sequences in config.LSTM_LAYERS:
+        stack += [
+            layers.LSTM(units, return_sequences=return_sequences, activation=config.LSTM_ACTIVATION),
+            layers.BatchNormalization(),
+            layers.Dropout(config.DROPOUT_RATE),
+        ]
+    stack += [layers.Dense(units, activation="relu") for units in config.DENSE_UNITS]
+    stack.append(layers.Dense(num_actions, activation="softmax"))
+    return keras.Sequential(stack)
+
+
+def compile_model(model):
+    # By keyword: in Keras 3 the third positional argument of compile() is loss_weights.
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["categorical_accuracy"])
+    return model
+
+
+def load_model(path):
+    """Load a saved model for inference (the optimizer state is not needed)."""
+    from tensorflow import keras
+
+    return keras.models.load_model(path, compile=False)

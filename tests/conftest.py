@@ -1,0 +1,62 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REALDATA = os.path.join(os.path.dirname(REPO), "shared", "realdata")
+
+
+def realdata_file(name):
+    """Path of one shared real recording; under CI a missing file fails loudly instead of skipping."""
+    path = os.path.join(REALDATA, name)
+    if not os.path.exists(path):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{path} is missing: CI must have ../shared/realdata beside the checkout")
+        pytest.skip(f"{path} not available")
+    return path
+
+
+def unpack_realdata(name, out_dir, limit_per_class=None, with_script=False):
+    """Write a shared recording out as an MP_Data tree, as a user would have it.
+
+    with_script=True runs the shared unpack.py itself. It re-reads the whole X array from the
+    .npz for every sequence (~2 minutes for 300 sequences), so by default the same layout is
+    written here from one read; test_realdata proves both give identical files.
+    """
+    path = realdata_file(name)
+    if with_script:
+        command = [sys.executable, os.path.join(REALDATA, "unpack.py"), path, str(out_dir)]
+        if limit_per_class:
+            command += ["--limit-per-class", str(limit_per_class)]
+        subprocess.run(command, check=True, capture_output=True)
+        return str(out_dir)
+    recording = np.load(path, allow_pickle=False)
+    X, actions = recording["X"], [str(a) for a in recording["actions_raw"]]
+    seen = {}
+    for row, (label, sequence) in enumerate(zip(recording["y"], recording["seq_ids"])):
+        action = actions[int(label)]
+        seen[action] = seen.get(action, 0) + 1
+        if limit_per_class and seen[action] > limit_per_class:
+            continue
+        write_sequence(out_dir, action, str(sequence), X[row].astype(np.float64))
+    return str(out_dir)
+
+
+def write_sequence(root, action, sequence, frames):
+    """Write frames (list of 1-D arrays) as root/action/sequence/<i>.npy."""
+    folder = os.path.join(root, action, str(sequence))
+    os.makedirs(folder, exist_ok=True)
+    for index, frame in enumerate(frames):
+        np.save(os.path.join(folder, f"{index}.npy"), frame)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _run_in_tmp(tmp_path, monkeypatch):
+    # Default run folders (runs/train/exp...) land in the test's temp dir, never in the checkout.
+    monkeypatch.chdir(tmp_path)
