@@ -21,7 +21,7 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
-notebook: setup
+notebook: setup  # regenerate ml/training_notebook.ipynb from ml/training_notebook.py
 	$(PY) ml/build_notebook.py
 
 clean:

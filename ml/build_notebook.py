@@ -1,0 +1,78 @@
+"""Generate ml/training_notebook.ipynb from ml/training_notebook.py (jupytext py:percent style).
+
+    python ml/build_notebook.py            write the .ipynb
+    python ml/build_notebook.py --check    exit 1 if the committed .ipynb differs from the source
+
+The .py is the source of truth; the .ipynb is committed without outputs so Colab can open it.
+Cell ids are numbered, not random, so the same source always gives the same file.
+"""
+
+import argparse
+import os
+import sys
+
+import nbformat
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.join(HERE, "training_notebook.py")
+NOTEBOOK = os.path.join(HERE, "training_notebook.ipynb")
+METADATA = {
+    "accelerator": "GPU",
+    "colab": {"gpuType": "T4", "provenance": []},
+    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+    "language_info": {"name": "python"},
+}
+
+
+def split_cells(text):
+    """[(kind, source)] from py:percent text: '# %%' starts code, '# %% [markdown]' markdown."""
+    cells, kind, lines = [], None, []
+
+    def flush():
+        if kind is not None:
+            body = "\n".join(lines).strip("\n")
+            if kind == "markdown":
+                body = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in body.split("\n"))
+            cells.append((kind, body))
+
+    for line in text.split("\n"):
+        if line.startswith("# %%"):
+            flush()
+            kind, lines = ("markdown" if "[markdown]" in line else "code"), []
+        elif kind is not None:
+            lines.append(line)
+    flush()
+    return cells
+
+
+def build(source_path=SOURCE):
+    with open(source_path, encoding="utf-8") as handle:
+        cells = split_cells(handle.read())
+    notebook = nbformat.v4.new_notebook(metadata=METADATA)
+    for index, (kind, body) in enumerate(cells):
+        make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
+        notebook.cells.append(make(body, id=f"cell-{index:02d}"))
+    nbformat.validate(notebook)
+    return nbformat.writes(notebook) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    args = parser.parse_args(argv)
+    text = build()
+    if args.check:
+        with open(NOTEBOOK, encoding="utf-8") as handle:
+            if handle.read() != text:
+                print(f"{NOTEBOOK} is out of date: run `make notebook` and commit it", file=sys.stderr)
+                return 1
+        print(f"{NOTEBOOK} matches {SOURCE}")
+        return 0
+    with open(NOTEBOOK, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    print(f"wrote {NOTEBOOK}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

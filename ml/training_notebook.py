@@ -1,0 +1,336 @@
+# %% [markdown]
+# # Sign-language LSTM: training notebook
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/signtrain/signtrain/blob/main/ml/training_notebook.ipynb)
+#
+# Trains the 3-layer LSTM that the live translator loads, on your recorded MediaPipe keypoints,
+# and hands you `action_model.h5` and `actions.npy`.
+#
+# **Before you start** (Colab): *Runtime > Change runtime type > T4 GPU*, and put your data on
+# Google Drive exactly like this:
+#
+# ```
+# MyDrive/
+# └── MP_Data.zip          a zip of your MP_Data folder
+#     └── MP_Data/
+#         ├── Hello/0/0.npy ... 29/29.npy     one (1662,) array per frame
+#         ├── Thank_You/...
+#         └── ...
+# ```
+#
+# Then *Runtime > Run all*. Training 300 sequences takes a few minutes on a T4.
+#
+# Outside Colab the same notebook runs unchanged: it reads the folder named by the environment
+# variable `SIGNTRAIN_DATA` (default `MP_Data`) and writes its files to the current folder.
+# `SIGNTRAIN_EPOCHS` (default 200) shortens a trial run.
+#
+# This file is generated from `ml/training_notebook.py` by `make notebook`: edit that file, not
+# the `.ipynb`.
+
+# %% [markdown]
+# ## 1. Mount Google Drive and extract the data
+# On Colab this mounts Drive, copies `MP_Data.zip` and unzips it into `/content` (refusing any zip
+# entry that would land outside it). Elsewhere it only finds the data folder.
+
+# %%
+import os
+import shutil
+import sys
+import time
+import zipfile
+
+IN_COLAB = "COLAB_RELEASE_TAG" in os.environ or "google.colab" in sys.modules
+EPOCHS = int(os.environ.get("SIGNTRAIN_EPOCHS", "200"))
+STARTED = time.strftime("%Y%m%d-%H%M%S")
+
+
+def safe_extract(zip_path, destination):
+    """Unzip, refusing entries with '..' or absolute paths (they could overwrite files anywhere)."""
+    destination = os.path.realpath(destination)
+    with zipfile.ZipFile(zip_path) as archive:
+        for member in archive.namelist():
+            target = os.path.realpath(os.path.join(destination, member))
+            if os.path.isabs(member) or os.path.commonpath([destination, target]) != destination:
+                raise ValueError(f"{zip_path} holds the entry {member!r}, which points outside {destination}; "
+                                 f"zip the MP_Data folder itself, e.g. `zip -r MP_Data.zip MP_Data`")
+        archive.extractall(destination)
+
+
+def keep_previous(path, previous_root):
+    """Move an earlier output out of the way (into previous_root/<time>/) instead of overwriting it."""
+    if os.path.exists(path):
+        keep_dir = os.path.join(previous_root, "signtrain_previous", STARTED)
+        os.makedirs(keep_dir, exist_ok=True)
+        shutil.move(path, os.path.join(keep_dir, os.path.basename(path)))
+        print(f"kept the earlier {os.path.basename(path)} in {keep_dir}")
+
+
+def find_mp_data(root):
+    """root/MP_Data, or root/<one folder>/MP_Data when the zip was made one level higher."""
+    direct = os.path.join(root, "MP_Data")
+    if os.path.isdir(direct):
+        return direct
+    for name in sorted(os.listdir(root)):
+        nested = os.path.join(root, name, "MP_Data")
+        if os.path.isdir(nested):
+            return nested
+    return None
+
+
+if IN_COLAB:
+    from google.colab import drive
+
+    drive.mount("/content/drive")
+    DRIVE_DIR = "/content/drive/MyDrive"
+    OUTPUT_DIR = "/content"
+    drive_zip = os.path.join(DRIVE_DIR, "MP_Data.zip")
+    if not os.path.exists(drive_zip):
+        raise FileNotFoundError(f"{drive_zip} not found. Upload a zip of your MP_Data folder to the top of "
+                                f"'My Drive' and name it MP_Data.zip, then run this cell again.")
+    shutil.copy(drive_zip, "/content/MP_Data.zip")
+    safe_extract("/content/MP_Data.zip", "/content")
+    DATA_PATH = find_mp_data("/content")
+    if DATA_PATH is None:
+        raise FileNotFoundError("MP_Data.zip holds no MP_Data/ folder. Zip the folder itself (so that the "
+                                "zip contains MP_Data/Hello/0/0.npy ...), upload it again and rerun.")
+else:
+    DATA_PATH = os.environ.get("SIGNTRAIN_DATA", "MP_Data")
+    OUTPUT_DIR = os.getcwd()
+    if not os.path.isdir(DATA_PATH):
+        raise FileNotFoundError(f"data folder {DATA_PATH!r} not found: set SIGNTRAIN_DATA to your MP_Data folder")
+print("data:", DATA_PATH)
+print("actions found:", sorted(os.listdir(DATA_PATH)))
+
+# %% [markdown]
+# ## 2. Imports
+# Also checks the runtime: on a GPU, Keras uses the fast cuDNN LSTM kernel, which needs exactly
+# what the spec asks for (tanh, sigmoid gates, no unroll, no recurrent dropout).
+
+# %%
+import numpy as np
+import tensorflow as tf
+from tensorflow.keras.models import Sequential
+from tensorflow.keras.layers import Input, LSTM, Dense, Dropout, BatchNormalization
+from tensorflow.keras.callbacks import TensorBoard, EarlyStopping, ModelCheckpoint
+from tensorflow.keras.utils import to_categorical
+from sklearn.model_selection import train_test_split
+from sklearn.metrics import confusion_matrix, classification_report
+import matplotlib.pyplot as plt
+import seaborn as sns
+
+print("TensorFlow", tf.__version__)
+GPUS = tf.config.list_physical_devices("GPU")
+if GPUS:
+    print(f"GPU: {GPUS[0].name}. The LSTM layers below (tanh, no unroll) run on the cuDNN kernel.")
+else:
+    print("WARNING: no GPU in this runtime; the cuDNN LSTM kernel is not in use and training runs on the "
+          "CPU (slower, same result). On Colab: Runtime > Change runtime type > T4 GPU.")
+
+# %% [markdown]
+# ## 3. Configuration
+# The spec's 10 signs. When your folder holds other signs, ACTIONS follows the folder names
+# (sorted) and says so. The label of a sign is its position in ACTIONS.
+
+# %%
+ACTIONS = np.array([
+    'Hello', 'Thank_You', 'Help', 'Yes', 'No',
+    'Please', 'Sorry', 'I_Love_You', 'Stop', 'More'
+])
+NUM_SEQUENCES = 30
+SEQUENCE_LENGTH = 30
+
+found_actions = sorted(name for name in os.listdir(DATA_PATH)
+                       if os.path.isdir(os.path.join(DATA_PATH, name)) and not name.startswith(('.', '__')))
+if set(found_actions) != set(ACTIONS):
+    print(f"NOTICE: {DATA_PATH} holds {found_actions}, not the spec's 10 signs; training on the folders found.")
+    ACTIONS = np.array(found_actions)
+label_map = {label: num for num, label in enumerate(ACTIONS)}
+print(len(ACTIONS), "actions:", list(ACTIONS))
+
+# %% [markdown]
+# ## 4. Load and prepare the data
+# Every numeric sequence folder of each action is read. A sequence with a missing or unreadable
+# frame is skipped and listed: look at the list before you trust the model.
+
+# %%
+sequences, labels, skipped = [], [], []
+for action in ACTIONS:
+    action_dir = os.path.join(DATA_PATH, action)
+    sequence_names = sorted((n for n in os.listdir(action_dir) if n.isdigit()), key=int)
+    for sequence in sequence_names:
+        window = []
+        for frame_num in range(SEQUENCE_LENGTH):
+            frame_path = os.path.join(action_dir, sequence, f"{frame_num}.npy")
+            try:
+                frame = np.load(frame_path, allow_pickle=False)
+            except (OSError, ValueError, EOFError) as error:
+                skipped.append((action, sequence, f"frame {frame_num}: {error.__class__.__name__}"))
+                break
+            if frame.ndim != 1 or not np.all(np.isfinite(frame)) or (window and frame.shape != window[0].shape):
+                skipped.append((action, sequence, f"frame {frame_num}: shape {frame.shape} or NaN/inf"))
+                break
+            window.append(frame)
+        else:
+            sequences.append(window)
+            labels.append(label_map[action])
+
+lengths = [len(window[0]) for window in sequences]
+NUM_FEATURES = max(set(lengths), key=lengths.count)  # 1662 for the data contract
+for index in reversed(range(len(sequences))):
+    if lengths[index] != NUM_FEATURES:
+        skipped.append((ACTIONS[labels[index]], "?", f"{lengths[index]} values per frame, not {NUM_FEATURES}"))
+        del sequences[index], labels[index]
+
+X = np.array(sequences, dtype=np.float32)
+y = to_categorical(labels, num_classes=len(ACTIONS)).astype(np.float32)
+print("X:", X.shape, " y:", y.shape)
+print(f"skipped {len(skipped)} sequences")
+for entry in skipped:
+    print("  skipped", *entry)
+
+# %% [markdown]
+# ## 5. Train/test split
+# 90% for training (of which Keras holds out 15% for validation), 10% kept aside for the final
+# test, stratified so that every sign is in the test split.
+
+# %%
+X_train, X_test, y_train, y_test = train_test_split(
+    X, y, test_size=0.1, random_state=42, stratify=y
+)
+print("train:", X_train.shape[0], " test:", X_test.shape[0])
+
+# %% [markdown]
+# ## 6. Build the LSTM model
+# The spec's architecture, unchanged: 3 LSTM layers with tanh, each followed by BatchNorm and
+# Dropout(0.2), then Dense 64 and 32 (relu) and a softmax over the signs.
+
+# %%
+tf.keras.utils.set_random_seed(42)
+model = Sequential([
+    Input(shape=(SEQUENCE_LENGTH, NUM_FEATURES)),
+    LSTM(64, return_sequences=True, activation='tanh'),
+    BatchNormalization(),
+    Dropout(0.2),
+
+    LSTM(128, return_sequences=True, activation='tanh'),
+    BatchNormalization(),
+    Dropout(0.2),
+
+    LSTM(64, return_sequences=False, activation='tanh'),
+    BatchNormalization(),
+    Dropout(0.2),
+
+    Dense(64, activation='relu'),
+    Dense(32, activation='relu'),
+    Dense(len(ACTIONS), activation='softmax')
+])
+
+model.compile(
+    optimizer='adam',
+    loss='categorical_crossentropy',
+    metrics=['categorical_accuracy']
+)
+model.summary()
+
+# %% [markdown]
+# ## 7. Train
+# Up to 200 epochs; training stops after 30 epochs without a better validation accuracy and
+# keeps the best weights. Watch `val_categorical_accuracy`: it is the number that matters.
+
+# %%
+early_stop = EarlyStopping(
+    monitor='val_categorical_accuracy',
+    patience=30,
+    restore_best_weights=True,
+    verbose=1
+)
+checkpoint = ModelCheckpoint(
+    os.path.join(OUTPUT_DIR, 'best_model.h5'),
+    monitor='val_categorical_accuracy',
+    save_best_only=True,
+    verbose=1
+)
+tb_callback = TensorBoard(log_dir=os.path.join(OUTPUT_DIR, 'logs'))
+for name in ('best_model.h5', 'logs'):
+    keep_previous(os.path.join(OUTPUT_DIR, name), OUTPUT_DIR)
+
+history = model.fit(
+    X_train, y_train,
+    epochs=EPOCHS,
+    batch_size=16,
+    validation_split=0.15,
+    callbacks=[early_stop, checkpoint, tb_callback],
+    verbose=1 if IN_COLAB else 2
+)
+print(f"best validation accuracy: {max(history.history['val_categorical_accuracy']):.3f}")
+
+# %% [markdown]
+# ## 8. Evaluate on the test split
+# The best checkpoint, reloaded from disk, on X_test only: sequences the model never saw.
+# Look at the confusion matrix: signs that are confused with each other are the ones to re-record.
+
+# %%
+best_model = tf.keras.models.load_model(os.path.join(OUTPUT_DIR, 'best_model.h5'))
+test_loss, test_accuracy = best_model.evaluate(X_test, y_test, verbose=0)
+print(f"Test accuracy: {test_accuracy:.4f}  Test loss: {test_loss:.4f}  ({len(X_test)} test sequences)")
+
+y_true = np.argmax(y_test, axis=1)
+y_pred = np.argmax(best_model.predict(X_test, verbose=0), axis=1)
+print(classification_report(y_true, y_pred, labels=range(len(ACTIONS)), target_names=list(ACTIONS),
+                            zero_division=0))
+
+matrix = confusion_matrix(y_true, y_pred, labels=range(len(ACTIONS)))
+plt.figure(figsize=(10, 8))
+sns.heatmap(matrix, annot=True, fmt='d', cmap='Blues', xticklabels=ACTIONS, yticklabels=ACTIONS)
+plt.xlabel('Predicted')
+plt.ylabel('True')
+plt.title('Confusion matrix (test split)')
+plt.tight_layout()
+plt.savefig(os.path.join(OUTPUT_DIR, 'confusion_matrix.png'), dpi=120)
+plt.show()
+
+# %% [markdown]
+# ## 9. Training history
+# Train and validation curves far apart mean overfitting; both low means the data needs work
+# (see `ml/troubleshooting_training.md`).
+
+# %%
+fig, (ax_accuracy, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.5))
+ax_accuracy.plot(history.history['categorical_accuracy'], label='train')
+ax_accuracy.plot(history.history['val_categorical_accuracy'], label='validation')
+ax_accuracy.set_title('Accuracy')
+ax_accuracy.set_xlabel('Epoch')
+ax_accuracy.legend()
+ax_loss.plot(history.history['loss'], label='train')
+ax_loss.plot(history.history['val_loss'], label='validation')
+ax_loss.set_title('Loss')
+ax_loss.set_xlabel('Epoch')
+ax_loss.legend()
+plt.tight_layout()
+plt.savefig(os.path.join(OUTPUT_DIR, 'training_history.png'), dpi=120)
+plt.show()
+
+# %% [markdown]
+# ## 10. Save and download
+# `action_model.h5` and `actions.npy` are what the live app loads. The SavedModel comes from
+# `model.export` (Keras 3's `model.save(dir)` no longer writes one). On Colab the files are also
+# copied to Drive. An earlier file of the same name is moved to `signtrain_previous/`, never overwritten.
+
+# %%
+OUTPUTS = ('action_model.h5', 'action_model_savedmodel', 'actions.npy', 'confusion_matrix.png', 'training_history.png')
+for name in OUTPUTS[:3]:  # the plots of this run are already written
+    keep_previous(os.path.join(OUTPUT_DIR, name), OUTPUT_DIR)
+best_model.save(os.path.join(OUTPUT_DIR, 'action_model.h5'))
+best_model.export(os.path.join(OUTPUT_DIR, 'action_model_savedmodel'))
+np.save(os.path.join(OUTPUT_DIR, 'actions.npy'), ACTIONS)
+print("saved in", OUTPUT_DIR + ":", ", ".join(OUTPUTS))
+
+if IN_COLAB:
+    from google.colab import files
+
+    for name in ('action_model.h5', 'actions.npy', 'confusion_matrix.png'):
+        keep_previous(os.path.join(DRIVE_DIR, name), DRIVE_DIR)
+        shutil.copy(os.path.join(OUTPUT_DIR, name), DRIVE_DIR)
+    print("copied to", DRIVE_DIR)
+    for name in ('action_model.h5', 'actions.npy', 'confusion_matrix.png'):
+        files.download(os.path.join(OUTPUT_DIR, name))

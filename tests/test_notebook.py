@@ -1,0 +1,138 @@
+"""ml/training_notebook.ipynb: generated from its .py source, and run headless on synthetic data."""
+
+import ast
+import json
+import os
+import re
+import sys
+
+import nbformat
+import numpy as np
+import pytest
+
+from conftest import REPO
+from signtrain import config, data, synth
+from signtrain import model as model_lib
+
+sys.path.insert(0, os.path.join(REPO, "ml"))
+import build_notebook  # noqa: E402
+
+NOTEBOOK = os.path.join(REPO, "ml", "training_notebook.ipynb")
+
+
+def code_cells(notebook):
+    return [cell for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def test_committed_notebook_is_what_the_generator_writes():
+    with open(NOTEBOOK, encoding="utf-8") as handle:
+        assert handle.read() == build_notebook.build(), "run `make notebook` and commit the .ipynb"
+
+
+def test_notebook_shape():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(notebook)
+    cells = code_cells(notebook)
+    assert len(cells) == 10
+    # The spec's order: drive/extract, imports, configuration, load, split, model, train, evaluate, plots, save.
+    markers = ["drive.mount", "import tensorflow", "ACTIONS = np.array", "np.load(", "train_test_split(",
+               "Sequential([", "model.fit(", "evaluate(X_test", "training_history.png", "actions.npy"]
+    for cell, marker in zip(cells, markers):
+        assert marker in cell.source
+    assert all(not cell.outputs and cell.execution_count is None for cell in cells)  # stripped
+    assert "colab-badge.svg" in notebook.cells[0].source and "MP_Data.zip" in notebook.cells[0].source
+    source = "\n".join(cell.source for cell in cells)
+    assert "input_shape=" not in source and ".export(" in source
+    assert "evaluate(X_train" not in source
+    imported = set()
+    for cell in cells:
+        for node in ast.walk(ast.parse(cell.source)):  # plain Python: no shell magics
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                imported.add(node.module.split(".")[0])
+    # Self-contained: only the libraries Colab ships, never this package or the recorders' utils.
+    assert imported == {"os", "shutil", "sys", "time", "zipfile", "google", "numpy", "tensorflow", "sklearn",
+                        "matplotlib", "seaborn"}
+
+
+def test_safe_extract_refuses_entries_outside_the_folder(tmp_path):
+    import zipfile
+
+    namespace = {}
+    exec(code_cells(nbformat.read(NOTEBOOK, as_version=4))[0].source.split("if IN_COLAB:")[0], namespace)
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as archive:
+        archive.writestr("MP_Data/Hello/0/0.npy", b"x")
+        archive.writestr("../escaped.txt", b"x")
+    with pytest.raises(ValueError, match="points outside"):
+        namespace["safe_extract"](str(bad), str(tmp_path / "content"))
+    assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "content" / "MP_Data").exists()
+    nested = tmp_path / "nested.zip"
+    with zipfile.ZipFile(nested, "w") as archive:
+        archive.writestr("project/MP_Data/Hello/0/0.npy", b"x")
+    namespace["safe_extract"](str(nested), str(tmp_path / "content"))
+    assert namespace["find_mp_data"](str(tmp_path / "content")) == str(tmp_path / "content" / "project" / "MP_Data")
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """Run the notebook headless outside Colab on a small synthetic set, then dump its state."""
+    from nbclient import NotebookClient
+
+    root = tmp_path_factory.mktemp("notebook")
+    data_dir = synth.write_mp_data(str(root / "MP_Data"), sequences=10, seed=11)
+    os.remove(os.path.join(data_dir, "Yes", "3", "5.npy"))  # skipped by both the notebook and the package
+    os.makedirs(os.path.join(data_dir, "Hello", "notes"))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(
+        "import json\n"
+        "np.savez('state.npz', X=X, y=y, X_test=X_test, y_test=y_test, actions=ACTIONS)\n"
+        "json.dump([layer.get_config() for layer in model.layers], open('layers.json', 'w'))"
+    ))
+    env_before = dict(os.environ)
+    os.environ.update(SIGNTRAIN_DATA=data_dir, SIGNTRAIN_EPOCHS="2")
+    try:
+        NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(root)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(env_before)
+    outputs = "\n".join(
+        output.get("text", "") for cell in code_cells(notebook) for output in cell.get("outputs", [])
+    )
+    return root, data_dir, outputs
+
+
+def test_notebook_writes_the_specs_files(executed):
+    root, _, outputs = executed
+    for name in ("action_model.h5", "best_model.h5", "actions.npy", "confusion_matrix.png", "training_history.png"):
+        assert os.path.getsize(root / name) > 0, name
+    assert os.path.exists(root / "action_model_savedmodel" / "saved_model.pb")
+    assert np.load(root / "actions.npy").tolist() == list(config.SPEC_ACTIONS)
+    assert "skipped 1 sequences" in outputs and "no GPU" in outputs
+
+
+def test_notebook_and_package_agree(executed):
+    root, data_dir, _ = executed
+    state = np.load(root / "state.npz")
+    dataset = data.load_dataset(data_dir)
+    np.testing.assert_array_equal(state["X"], dataset.X)  # same X/y from the same folder
+    np.testing.assert_array_equal(state["y"].argmax(1), dataset.y)
+    _, test_idx = data.split_indices(dataset.y, seed=42)
+    np.testing.assert_array_equal(state["X_test"], dataset.X[test_idx])  # same split
+    ours = [layer.get_config() for layer in model_lib.build_model(10).layers]
+    theirs = json.load(open(root / "layers.json"))
+    strip = lambda c: {k: v for k, v in c.items() if k not in ("name", "seed")}  # noqa: E731
+    assert [strip(json.loads(json.dumps(c))) for c in ours] == [strip(c) for c in theirs]
+
+
+def test_reported_test_accuracy_is_on_X_test(executed):
+    from tensorflow import keras
+
+    root, _, outputs = executed
+    reported = float(re.search(r"Test accuracy: ([0-9.]+)", outputs).group(1))
+    state = np.load(root / "state.npz")
+    shipped = keras.models.load_model(root / "action_model.h5")
+    predictions = shipped.predict(state["X_test"], verbose=0).argmax(1)
+    assert reported == pytest.approx(np.mean(predictions == state["y_test"].argmax(1)), abs=1e-4)
+    assert f"({len(state['X_test'])} test sequences)" in outputs
