@@ -1,4 +1,4 @@
-"""Command line: `signtrain train --data MP_Data`, `signtrain demo`, `signtrain synth`.
+"""Command line: `signtrain train --data MP_Data`, `signtrain check`, `signtrain demo`, `signtrain synth`.
 
 `python ml/train_model.py ...` is the same as `signtrain train ...`.
 """
@@ -31,10 +31,15 @@ def _action_list(text):
     return names
 
 
-def _add_training_flags(parser, data_required=True):
-    if data_required:
-        parser.add_argument("--data", required=True, metavar="DIR",
-                            help="the MP_Data folder: DIR/<Action>/<sequence>/<frame>.npy, frames of 1662 values")
+def _add_data_flags(parser, data_required=True):
+    parser.add_argument("--data", required=data_required, metavar="DIR",
+                        help="the MP_Data folder: DIR/<Action>/<sequence>/<frame>.npy, frames of 1662 values")
+    parser.add_argument("--any-layout", action="store_true",
+                        help="accept frames that are not the 1662-value [pose, face, left hand, right hand] "
+                             "contract (e.g. 258 values without the face); the live app must then feed the same")
+
+
+def _add_training_flags(parser):
     parser.add_argument("--out", metavar="DIR", default=None,
                         help=f"run folder to create (must be new or empty); default: the next "
                              f"{config.DEFAULT_RUNS_DIR}/exp, exp2, ... so no run is ever overwritten")
@@ -47,6 +52,10 @@ def _add_training_flags(parser, data_required=True):
                         help=f"sequences per training step (default {config.DEFAULT_BATCH_SIZE}; try 8 if memory runs out)")
     parser.add_argument("--seed", type=_positive_int, default=config.DEFAULT_SEED, metavar="N",
                         help=f"random seed of the 90/10 split and the weights (default {config.DEFAULT_SEED})")
+    _add_actions_flag(parser)
+
+
+def _add_actions_flag(parser):
     parser.add_argument("--actions", type=_action_list, default=None, metavar="A,B,...",
                         help="signs to train on, in label order (folder names, comma-separated). Default: the "
                              "spec's 10 in the spec's order when the data has exactly them, else every folder, sorted")
@@ -61,14 +70,26 @@ def build_parser():
 
     train = commands.add_parser("train", help="train on an MP_Data folder",
                                 description="Train the spec's 3-layer LSTM on an MP_Data folder and write a run folder.")
+    _add_data_flags(train, data_required=False)
     _add_training_flags(train)
+    train.add_argument("--resume", metavar="RUN_DIR", default=None,
+                       help="continue an interrupted run in RUN_DIR with the settings in its args.yaml")
+
+    check = commands.add_parser("check", help="check an MP_Data folder before training",
+                                description="Read an MP_Data folder as training would and report, per action, "
+                                            "usable and skipped sequences, undetected body parts, frozen and "
+                                            "duplicate takes and class balance, with a verdict. Exit code 1 "
+                                            "when training cannot go on.")
+    _add_data_flags(check)
+    _add_actions_flag(check)
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
 
     demo = commands.add_parser("demo", help="make synthetic data for the spec's 10 signs and train on it",
                                description="Generate an MP_Data set with the synthetic signer (no download), "
                                            "then train on it with the spec's defaults.")
     demo.add_argument("--data-dir", default=DEMO_DATA_DIR, metavar="DIR",
                       help=f"where the synthetic MP_Data goes (default {DEMO_DATA_DIR}; reused when already there)")
-    _add_training_flags(demo, data_required=False)
+    _add_training_flags(demo)
 
     synth = commands.add_parser("synth", help="write a synthetic MP_Data folder",
                                 description="Write a synthetic MP_Data tree in the exact data contract.")
@@ -90,7 +111,34 @@ def _settings(args, data):
     from signtrain.train import TrainSettings
 
     return TrainSettings(data=data, out=args.out, epochs=args.epochs, patience=args.patience,
-                         batch_size=args.batch_size, seed=args.seed, actions=args.actions)
+                         batch_size=args.batch_size, seed=args.seed, actions=args.actions,
+                         any_layout=getattr(args, "any_layout", False))
+
+
+def _check(args):
+    from signtrain import check, data
+
+    try:
+        dataset = data.load_dataset(args.data, args.actions, any_layout=args.any_layout)
+    except (ValueError, FileNotFoundError) as error:
+        summary = {"verdict": "problems: cannot train", "error": str(error)}
+        print(json.dumps(summary, indent=2) if args.json else f"error: {error}\nverdict: {summary['verdict']}")
+        return 1
+    summary = check.summarize(dataset)
+    summary["verdict"] = check.verdict(summary)
+    print(json.dumps(summary, indent=2) if args.json else check.format_report(summary))
+    return 1 if summary["verdict"].startswith("problems") else 0
+
+
+def _train(args):
+    from signtrain.train import settings_from_run, train
+
+    if args.resume:
+        settings = settings_from_run(args.resume)
+        return train(settings, resume_dir=args.resume)
+    if not args.data:
+        raise ValueError("--data DIR is required (the MP_Data folder), or --resume RUN_DIR to continue a run")
+    return train(_settings(args, args.data))
 
 
 def _demo_data(data_dir):
@@ -119,6 +167,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     _quiet_tensorflow()
     try:
+        if args.command == "check":
+            return _check(args)
         if args.command == "synth":
             from signtrain import synth
 
@@ -131,15 +181,21 @@ def main(argv=None):
             print("error: TensorFlow is not installed. Install it with: pip install 'signtrain[cpu]' "
                   "(or 'signtrain[gpu]' on a CUDA machine; Colab already has it).", file=sys.stderr)
             return 2
-        from signtrain.train import train
+        from signtrain.train import TrainingInterrupted, train
 
-        data = _demo_data(args.data_dir) if args.command == "demo" else args.data
-        train(_settings(args, data))
+        try:
+            if args.command == "demo":
+                train(_settings(args, _demo_data(args.data_dir)))
+            else:
+                _train(args)
+        except TrainingInterrupted as interrupted:
+            print(interrupted, file=sys.stderr)
+            return 130
         return 0
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError) as error:
+    except (ValueError, OSError) as error:  # FileNotFoundError, PermissionError, a full disk, ...
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before or after training: nothing half-written is left behind
         print("interrupted", file=sys.stderr)
         return 130
 

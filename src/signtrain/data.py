@@ -7,6 +7,7 @@ reason, never silently dropped.
 
 import collections
 import dataclasses
+import itertools
 import os
 
 import numpy as np
@@ -40,18 +41,37 @@ def _is_ignored(name):
     return name in STRAY_NAMES or name.startswith(".")
 
 
+def _has_sequence_folders(folder):
+    return any(name.isdigit() and os.path.isdir(os.path.join(folder, name)) for name in os.listdir(folder))
+
+
 def find_actions(data_dir):
     """Action folder names found in data_dir, sorted."""
+    if os.path.isfile(data_dir) and data_dir.lower().endswith(".zip"):
+        raise ValueError(
+            f"--data {data_dir!r} is a zip file. Unzip it first (e.g. `unzip {os.path.basename(data_dir)}`) "
+            f"and pass the MP_Data folder inside it."
+        )
     if not os.path.isdir(data_dir):
         raise FileNotFoundError(
             f"data folder {data_dir!r} does not exist. Pass --data with the folder that holds one "
             f"sub-folder per sign (MP_Data/<Action>/<sequence>/<frame>.npy)."
         )
-    return sorted(
+    found = sorted(
         name
         for name in os.listdir(data_dir)
         if os.path.isdir(os.path.join(data_dir, name)) and not _is_ignored(name)
     )
+    # A zip made one level too high unpacks as DIR/MP_Data/<Action>/...: say where the data is.
+    if len(found) == 1 and not _has_sequence_folders(os.path.join(data_dir, found[0])):
+        inner = os.path.join(data_dir, found[0])
+        if any(_has_sequence_folders(os.path.join(inner, name)) for name in os.listdir(inner)
+               if os.path.isdir(os.path.join(inner, name))):
+            raise ValueError(
+                f"{data_dir!r} holds only the folder {found[0]!r}, and the action folders are inside it "
+                f"(the zip had MP_Data one level deeper). Use --data {inner!r}."
+            )
+    return found
 
 
 def resolve_actions(data_dir, requested=None):
@@ -88,7 +108,9 @@ def _sequence_folders(action_dir, notes):
         path = os.path.join(action_dir, name)
         if name.isdigit() and os.path.isdir(path):
             numeric.append(name)
-        elif not _is_ignored(name):
+        elif _is_ignored(name):
+            notes.append(f"ignored {path}: a file the operating system or Jupyter left there")
+        else:
             notes.append(f"ignored {path}: not a numeric sequence folder")
     return sorted(numeric, key=int)
 
@@ -122,11 +144,84 @@ def load_sequence(sequence_dir, sequence_length=config.SEQUENCE_LENGTH):
         if frames and frame.shape != frames[0].shape:
             return f"frame {index}.npy has {frame.shape[0]} values, frame 0.npy has {frames[0].shape[0]}"
         frames.append(frame)
+    extra = sorted(int(name[:-4]) for name in os.listdir(sequence_dir)
+                   if name.endswith(".npy") and name[:-4].isdigit() and int(name[:-4]) >= sequence_length)
+    if extra:
+        return (f"{len(extra)} extra frames ({extra[0]}.npy..{extra[-1]}.npy): a sequence is exactly "
+                f"{sequence_length} frames, 0.npy..{sequence_length - 1}.npy; which {sequence_length} are the sign is unclear")
     return np.stack(frames).astype(np.float32)
 
 
-def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH):
-    """Read every usable sequence of the given actions (default: resolve_actions)."""
+# Frame widths of layouts that public recording scripts produce, for the error message.
+KNOWN_WIDTHS = {
+    258: "pose + left hand + right hand, no face (33x4 + 21x3 + 21x3)",
+    225: "pose without visibility + both hands (33x3 + 21x3 + 21x3)",
+    126: "both hands only (21x3 + 21x3)",
+    63: "one hand only (21x3)",
+    1536: "pose + face, no hands",
+    1404: "face only",
+    1599: "pose + face + one hand",
+}
+_BLOCK_SIZES = {name: stop - start for name, start, stop in config.BLOCKS}
+
+
+def _layout_score(frames, order):
+    """How well frames (n, 1662) fit the blocks in this order, 0..3 (3: every check passes).
+
+    MediaPipe leaves fingerprints: pose visibility lies in [0, 1]; a hand's wrist z is exactly 0
+    (hand landmarks are relative to the wrist); each hand's wrist sits next to the pose wrist of
+    the same side (pose 15 is the left wrist, 16 the right).
+    """
+    offsets, start = {}, 0
+    for name in order:
+        offsets[name] = slice(start, start + _BLOCK_SIZES[name])
+        start += _BLOCK_SIZES[name]
+    pose = frames[:, offsets["pose"]].reshape(-1, 33, 4)
+    seen = np.any(pose != 0, axis=(1, 2))
+    visibility = pose[seen][:, :, 3]
+    score = float(np.mean(np.all((visibility >= 0) & (visibility <= 1), axis=1))) if seen.any() else 0.0
+    wrist_z, same_side = [], []
+    for hand_name, own, other in (("left_hand", 15, 16), ("right_hand", 16, 15)):
+        hand = frames[:, offsets[hand_name]].reshape(-1, 21, 3)
+        detected = np.any(hand != 0, axis=(1, 2)) & seen
+        if detected.any():
+            wrist = hand[detected][:, 0]
+            wrist_z.append(np.mean(np.abs(wrist[:, 2]) < 1e-6))
+            near_own = np.linalg.norm(wrist[:, :2] - pose[detected][:, own, :2], axis=1)
+            near_other = np.linalg.norm(wrist[:, :2] - pose[detected][:, other, :2], axis=1)
+            same_side.append(np.mean(near_own <= near_other))
+    score += float(np.mean(wrist_z)) if wrist_z else 0.5
+    score += float(np.mean(same_side)) if same_side else 0.5
+    return score
+
+
+def layout_problem(X, example):
+    """None when the frames follow the data contract, else a message naming the file and the fix."""
+    width = X.shape[-1]
+    fix = ("The live app feeds [pose 33x4, face 468x3, left hand 21x3, right hand 21x3] = 1662 values per frame; "
+           "record with that extract_keypoints, or pass --any-layout to train a model only your own app can feed.")
+    if width != config.NUM_FEATURES:
+        known = KNOWN_WIDTHS.get(width, "not a layout signtrain knows")
+        return f"frames have {width} values ({known}), e.g. {example}. {fix}"
+    frames = X.reshape(-1, width)
+    frames = frames[:: max(1, len(frames) // 3000)]  # a sample is enough and keeps this fast
+    scores = {order: _layout_score(frames, order) for order in itertools.permutations(_BLOCK_SIZES)}
+    contract = tuple(_BLOCK_SIZES)
+    best = max(scores, key=scores.get)
+    if scores[best] - scores[contract] > 0.3:
+        return (f"frames have 1662 values but look like the blocks are in the order {', '.join(best)} "
+                f"(fit {scores[best]:.2f}/3 against {scores[contract]:.2f}/3 for the contract's "
+                f"{', '.join(contract)}), e.g. {example}. A model trained on them would learn nothing the "
+                f"live app can use. Re-record, or reorder each frame with np.concatenate in the contract's "
+                f"order. {fix.split('; ')[0]}.")
+    return None
+
+
+def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH, any_layout=False):
+    """Read every usable sequence of the given actions (default: resolve_actions).
+
+    Frames of another layout than the data contract are refused (ValueError) unless any_layout.
+    """
     actions = resolve_actions(data_dir, actions)
     notes, skipped, arrays, labels, sequences = [], [], [], [], []
     for label, action in enumerate(actions):
@@ -170,6 +265,11 @@ def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH)
             f"{[s for s in skipped if s['action'] in empty][:5]}. Re-record them or leave them out "
             f"with --actions."
         )
+    if not any_layout:
+        action, name = sequences[keep[0]]
+        problem = layout_problem(X, os.path.join(data_dir, action, name, "0.npy"))
+        if problem:
+            raise ValueError(problem)
     return Dataset(
         X=X,
         y=y,

@@ -56,6 +56,19 @@ _FINGERS = {"thumb": range(1, 5), "index": range(5, 9), "middle": range(9, 13),
 _PALM = np.array([0.0, -0.3])
 HAND_LENGTH = 0.45  # in shoulder widths
 
+# How much one take differs from the next (uniform ranges). Wider ranges make a harder data set.
+VARIATION = {
+    "centre_x": (0.45, 0.55),  # signer's position in the image
+    "centre_y": (0.6, 0.72),
+    "scale": (0.3, 0.38),  # shoulder width in image widths: distance to the camera
+    "speed": (0.8, 1.2),
+    "phase": (-0.12, 0.12),
+    "pace": (0.8, 1.25),  # exponent of an uneven time warp
+    "amplitude": (0.8, 1.2),
+    "jitter": (0.002, 0.006),  # landmark noise, image units
+    "hand_dropout": (0.0, 0.3),  # share of frames where the dominant hand is not detected
+}
+
 # Curl of (thumb, index, middle, ring, pinky): 0 straight, 1 folded into the palm.
 HANDSHAPES = {
     "flat": (0.3, 0, 0, 0, 0),
@@ -216,14 +229,13 @@ def synth_sequence(sign, rng, frames=config.SEQUENCE_LENGTH, left_handed=False):
     if sign not in SIGNS:
         raise ValueError(f"the synthetic signer knows {list(SIGNS)}, not {sign!r}")
     # Who, where, how fast: a different take every sequence.
-    centre = np.array([rng.uniform(0.45, 0.55), rng.uniform(0.6, 0.72)])
-    scale = rng.uniform(0.3, 0.38)  # shoulder width in image widths: distance to the camera
-    speed = rng.uniform(0.8, 1.2)
-    phase = rng.uniform(-0.12, 0.12)
-    t = np.clip(np.linspace(0, 1, frames) * speed + phase, 0, 1)
-    t = t ** rng.uniform(0.8, 1.25)  # uneven pace
-    amplitude = rng.uniform(0.8, 1.2)
-    jitter = rng.uniform(0.002, 0.006)
+    vary = lambda name: rng.uniform(*VARIATION[name])  # noqa: E731
+    centre = np.array([vary("centre_x"), vary("centre_y")])
+    scale = vary("scale")
+    speed, phase = vary("speed"), vary("phase")
+    t = np.clip(np.linspace(0, 1, frames) * speed + phase, 0, 1) ** vary("pace")
+    amplitude = vary("amplitude")
+    jitter = vary("jitter")
     sway = rng.normal(0, 0.02, 2) * np.sin(np.linspace(0, np.pi * rng.uniform(0.5, 2), frames))[:, None]
     hands = SIGNS[sign](t)
 
@@ -258,7 +270,7 @@ def synth_sequence(sign, rng, frames=config.SEQUENCE_LENGTH, left_handed=False):
             points = _hand_points(_curls(shape, frames), rotation, mirror=(side == "left"))
             hand_xy = to_image(wrist[:, None, :] + HAND_LENGTH * points[..., :2])
             hand = np.concatenate([hand_xy, points[..., 2:] * scale * HAND_LENGTH], axis=-1)
-            missing = _dropouts(rng, frames, rng.uniform(0.0, 0.3))
+            missing = _dropouts(rng, frames, vary("hand_dropout"))
             visible = 0.95
         else:  # resting below the frame: MediaPipe sees no hand
             wrist = _still(shoulder + np.array([0.15 * np.sign(shoulder[0]), 1.5]), t)

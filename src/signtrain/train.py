@@ -5,16 +5,18 @@ The loop is the spec's: model.fit with validation_split=0.15, EarlyStopping on
 val_categorical_accuracy with restore_best_weights, ModelCheckpoint(best_model.h5), TensorBoard.
 """
 
+import csv
 import dataclasses
 import logging
 import os
 import platform
+import shutil
 import sys
 import time
 
 import numpy as np
 
-from signtrain import __version__, config, data, evaluate, export
+from signtrain import __version__, check, config, data, evaluate, export
 from signtrain import model as model_lib
 
 
@@ -27,6 +29,7 @@ class TrainSettings:
     batch_size: int = config.DEFAULT_BATCH_SIZE
     seed: int = config.DEFAULT_SEED
     actions: list = None  # None: the spec's 10 when the data has exactly them, else sorted folders
+    any_layout: bool = False  # accept frames that are not the 1662-value contract
     verbose: int = None  # None: a progress bar on a terminal, one line per epoch otherwise
 
     def validate(self):
@@ -34,6 +37,15 @@ class TrainSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < (0 if name == "patience" else 1):
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive whole number, got {value!r}")
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C during fit: what was learned is saved and the run can be resumed."""
+
+
+# Saved on Ctrl-C: the weights and the optimizer state, so --resume continues where it stopped.
+LAST_MODEL_FILE = "last_model.keras"
+MIN_FREE_BYTES = 200 * 1024 * 1024  # models, SavedModel, logs and plots of one run, with room to spare
 
 
 def new_run_dir(base=config.DEFAULT_RUNS_DIR, name="exp"):
@@ -50,15 +62,32 @@ def new_run_dir(base=config.DEFAULT_RUNS_DIR, name="exp"):
 
 
 def prepare_run_dir(out):
-    if out is None:
-        return new_run_dir()
-    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+    """A new, writable run folder with room for the outputs, checked before any training."""
+    if out is not None and os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
         raise FileExistsError(
             f"--out {out!r} already exists and is not empty; signtrain never overwrites a run. "
             f"Pick a new folder, or leave --out out to get the next {config.DEFAULT_RUNS_DIR}/expN."
         )
-    os.makedirs(out, exist_ok=True)
-    return out
+    try:
+        run_dir = new_run_dir() if out is None else out
+        os.makedirs(run_dir, exist_ok=True)
+        probe = os.path.join(run_dir, ".write_test")
+        with open(probe, "w") as handle:
+            handle.write("ok")
+        os.remove(probe)
+    except OSError as error:
+        where = out or config.DEFAULT_RUNS_DIR
+        raise PermissionError(
+            f"cannot write the run folder {where!r}: {error.strerror or error}. Pass --out with a folder "
+            f"on a disk you can write to."
+        ) from None
+    free = shutil.disk_usage(run_dir).free
+    if free < MIN_FREE_BYTES:
+        raise OSError(
+            f"only {free // 2**20} MB free on the disk of {run_dir!r}; a run needs about "
+            f"{MIN_FREE_BYTES // 2**20} MB. Free some space or pass --out on another disk."
+        )
+    return run_dir
 
 
 def versions():
@@ -92,15 +121,95 @@ def default_verbose():
     return 1 if sys.stdout.isatty() else 2
 
 
-def train(settings):
-    """Run the whole pipeline; returns (run_dir, metrics dict)."""
-    settings.validate()
-    dataset = data.load_dataset(settings.data, settings.actions)
-    for skip in dataset.skipped:
-        print(f"skipped {skip['action']}/{skip['sequence']}: {skip['reason']}")
-    train_idx, test_idx = data.split_indices(dataset.y, seed=settings.seed)
-    run_dir = prepare_run_dir(settings.out)
+def _callbacks(keras, path, settings, resumed):
+    """The spec's callbacks, made safe to interrupt and to resume."""
+
+    class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):
+        # ModelCheckpoint writes in place; an interrupt mid-write would leave a broken best_model.h5.
+        # It writes to a temp name here, renamed into place once complete.
+        def __init__(self, final_path, **kwargs):
+            super().__init__(export._partial_name(final_path), **kwargs)
+            self.final_path = final_path
+
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            if os.path.exists(self.filepath):
+                os.replace(self.filepath, self.final_path)
+
+    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+        # On --resume, carry on counting patience from the recorded epochs instead of from zero.
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            if resumed:
+                self.best, self.wait = resumed["best"], resumed["wait"]
+                self.best_epoch, self.best_weights = resumed["best_epoch"], resumed["best_weights"]
+
+    return [
+        ResumableEarlyStopping(
+            monitor=config.MONITOR, patience=settings.patience, restore_best_weights=True, verbose=1
+        ),
+        AtomicCheckpoint(
+            path(config.BEST_MODEL_FILE), monitor=config.MONITOR, save_best_only=True, verbose=0,
+            initial_value_threshold=resumed["best"] if resumed else None,
+        ),
+        keras.callbacks.TensorBoard(log_dir=path(config.LOGS_DIR)),
+        keras.callbacks.CSVLogger(path(config.RESULTS_FILE), append=bool(resumed)),
+    ]
+
+
+def _read_history(results_path):
+    """results.csv as Keras' history dict (columns: epoch, then the metrics)."""
+    with open(results_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    keys = [key for key in (rows[0] if rows else {}) if key != "epoch"]
+    return {key: [float(row[key]) for row in rows] for key in keys}
+
+
+def _resume_state(run_dir, settings, net):
+    """Where an interrupted run stopped: epochs done, early-stopping state, weights to start from."""
     path = lambda name: os.path.join(run_dir, name)  # noqa: E731
+    history = _read_history(path(config.RESULTS_FILE)) if os.path.exists(path(config.RESULTS_FILE)) else {}
+    done = len(history.get(config.MONITOR, []))
+    if not done or not os.path.exists(path(config.BEST_MODEL_FILE)):
+        raise ValueError(f"{run_dir!r} has no finished epoch to resume from; start a new run instead")
+    best_index = int(np.argmax(history[config.MONITOR]))
+    best_weights = model_lib.load_model(path(config.BEST_MODEL_FILE)).get_weights()
+    last = path(LAST_MODEL_FILE)
+    if os.path.exists(last):  # weights and optimizer state at the moment of the interrupt
+        from tensorflow import keras
+
+        net = keras.models.load_model(last)
+    else:  # e.g. the process was killed: start again from the best epoch with a fresh optimizer
+        net.set_weights(best_weights)
+    state = {
+        "epochs_done": done,
+        "history": history,
+        "best": history[config.MONITOR][best_index],
+        "best_epoch": best_index,
+        "wait": done - 1 - best_index,
+        "best_weights": best_weights,
+    }
+    return net, state
+
+
+def train(settings, resume_dir=None):
+    """Run the whole pipeline; returns (run_dir, metrics dict).
+
+    resume_dir: an interrupted run folder to continue (its args.yaml gives the settings).
+    """
+    settings.validate()
+    dataset = data.load_dataset(settings.data, settings.actions, any_layout=settings.any_layout)
+    data_check = check.summarize(dataset)
+    print(check.format_report(data_check))
+    errors = [p for p in data_check["problems"] if p["severity"] == "error"]
+    if errors:
+        raise ValueError("; ".join(f"{p['message']} (fix: {p['fix']})" for p in errors))
+    train_idx, test_idx = data.split_indices(dataset.y, seed=settings.seed)
+    run_dir = resume_dir or prepare_run_dir(settings.out)
+    path = lambda name: os.path.join(run_dir, name)  # noqa: E731
+    run_versions = versions()
+    if not resume_dir:  # written first: it proves the folder is writable and says what is running
+        _write_args(path(config.ARGS_FILE), settings, run_dir, dataset, run_versions)
 
     import tensorflow as tf
     from tensorflow import keras
@@ -118,30 +227,32 @@ def train(settings):
     net = model_lib.compile_model(
         model_lib.build_model(num_actions, dataset.X.shape[1], dataset.num_features)
     )
-    callbacks = [
-        keras.callbacks.EarlyStopping(
-            monitor=config.MONITOR,
-            patience=settings.patience,
-            restore_best_weights=True,
-            verbose=1,
-        ),
-        keras.callbacks.ModelCheckpoint(
-            path(config.BEST_MODEL_FILE), monitor=config.MONITOR, save_best_only=True, verbose=0
-        ),
-        keras.callbacks.TensorBoard(log_dir=path(config.LOGS_DIR)),
-        keras.callbacks.CSVLogger(path(config.RESULTS_FILE)),
-    ]
+    resumed = None
+    if resume_dir:
+        net, resumed = _resume_state(run_dir, settings, net)
+        print(f"resuming {run_dir} after epoch {resumed['epochs_done']}")
     started = time.perf_counter()
-    history = net.fit(
-        X_train,
-        y_train,
-        epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        validation_split=config.VALIDATION_SPLIT,
-        callbacks=callbacks,
-        verbose=default_verbose() if settings.verbose is None else settings.verbose,
-    ).history
+    try:
+        new_history = net.fit(
+            X_train,
+            y_train,
+            epochs=settings.epochs,
+            initial_epoch=resumed["epochs_done"] if resumed else 0,
+            batch_size=settings.batch_size,
+            validation_split=config.VALIDATION_SPLIT,
+            callbacks=_callbacks(keras, path, settings, resumed),
+            verbose=default_verbose() if settings.verbose is None else settings.verbose,
+        ).history
+    except KeyboardInterrupt:
+        export.atomic_write(path(LAST_MODEL_FILE), net.save)
+        if os.path.exists(path(config.RESULTS_FILE)):
+            evaluate.plot_history(_read_history(path(config.RESULTS_FILE)), path(config.HISTORY_PLOT_FILE))
+        raise TrainingInterrupted(
+            f"interrupted: {run_dir} keeps {config.BEST_MODEL_FILE} (the best epoch so far), "
+            f"{config.RESULTS_FILE} and {LAST_MODEL_FILE}. Continue with: signtrain train --resume {run_dir}"
+        ) from None
     train_seconds = time.perf_counter() - started
+    history = _read_history(path(config.RESULTS_FILE)) if resumed else new_history
 
     # Judge the model as the live app will run it: reloaded from disk, in inference mode
     # (BatchNorm on its moving averages, no dropout). Never trust training-mode accuracy.
@@ -165,7 +276,6 @@ def train(settings):
 
     n_val = int(len(train_idx) * config.VALIDATION_SPLIT)
     val_accuracy = history.get(config.MONITOR, [])
-    run_versions = versions()
     metrics = {
         "test_accuracy": test_accuracy,
         "test_accuracy_ci95": list(interval),
@@ -183,26 +293,16 @@ def train(settings):
         "confusion_matrix": matrix.tolist(),
         "skipped_sequences": dataset.skipped,
         "ignored": dataset.notes,
+        "data_check": {key: value for key, value in data_check.items() if key not in ("skipped_sequences", "ignored")},
         "test_sequences": [list(dataset.sequences[i]) for i in test_idx],
+        # On a resume the in-memory model holds the weights EarlyStopping restored; they must match the file.
         "reload_max_abs_diff": float(np.max(np.abs(probabilities - in_memory))),
         "train_seconds": train_seconds,
+        "resumed": bool(resumed),
         "seed": settings.seed,
         "versions": run_versions,
     }
     export.write_json(path(config.METRICS_FILE), metrics)
-    args = dataclasses.asdict(settings)
-    args.update(
-        out=run_dir,
-        actions=dataset.actions,
-        test_size=config.TEST_SIZE,
-        validation_split=config.VALIDATION_SPLIT,
-        monitor=config.MONITOR,
-        sequence_length=int(dataset.X.shape[1]),
-        num_features=dataset.num_features,
-        versions=run_versions,
-    )
-    args.pop("verbose")
-    export.write_yaml(path(config.ARGS_FILE), args)
     tf.keras.backend.clear_session()
 
     print(report)
@@ -214,3 +314,34 @@ def train(settings):
     )
     print(f"run saved to {run_dir}: {config.MODEL_FILE} and {config.ACTIONS_FILE} go to the live app")
     return run_dir, metrics
+
+
+def _write_args(args_path, settings, run_dir, dataset, run_versions):
+    args = dataclasses.asdict(settings)
+    args.pop("verbose")
+    args.update(
+        out=run_dir,
+        actions=dataset.actions,
+        test_size=config.TEST_SIZE,
+        validation_split=config.VALIDATION_SPLIT,
+        monitor=config.MONITOR,
+        sequence_length=int(dataset.X.shape[1]),
+        num_features=dataset.num_features,
+        versions=run_versions,
+    )
+    export.write_yaml(args_path, args)
+
+
+def settings_from_run(run_dir):
+    """The settings an earlier run recorded in its args.yaml (for --resume)."""
+    import yaml
+
+    args_path = os.path.join(run_dir, config.ARGS_FILE)
+    if not os.path.exists(args_path):
+        raise FileNotFoundError(f"{args_path} not found: --resume takes a run folder that signtrain started")
+    with open(args_path, encoding="utf-8") as handle:
+        args = yaml.safe_load(handle)
+    if os.path.exists(os.path.join(run_dir, config.MODEL_FILE)):
+        raise FileExistsError(f"{run_dir} finished already ({config.MODEL_FILE} is there); nothing to resume")
+    fields = {field.name for field in dataclasses.fields(TrainSettings)}
+    return TrainSettings(**{key: value for key, value in args.items() if key in fields and key != "out"})

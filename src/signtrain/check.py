@@ -1,0 +1,116 @@
+"""The data doctor: `signtrain check --data DIR`, and the same checks at the start of `train`.
+
+It reads the tree once with the training loader, then looks at what a model cannot fix: skipped
+sequences, body parts MediaPipe did not see, frozen takes, exact duplicates, class balance.
+"""
+
+import hashlib
+
+import numpy as np
+
+from signtrain import config, data
+
+PARTS = ("pose", "face", "left_hand", "right_hand")
+
+
+def _missing_share(X, part):
+    """Share of frames where a block is all zeros (MediaPipe did not detect that part)."""
+    block = X[..., config.block_slice(part)]
+    return float(np.mean(np.all(block == 0, axis=-1))) if len(X) else 0.0
+
+
+def summarize(dataset):
+    """Per-action table and the problems found, as plain data (goes into metrics.json)."""
+    digests = {}
+    for row, (action, name) in enumerate(dataset.sequences):
+        digests.setdefault(hashlib.sha1(dataset.X[row].tobytes()).hexdigest(), []).append(f"{action}/{name}")
+    duplicates = [group for group in digests.values() if len(group) > 1]
+    frozen = [f"{action}/{name}" for row, (action, name) in enumerate(dataset.sequences)
+              if np.all(dataset.X[row] == dataset.X[row, :1])]
+    actions = {}
+    for label, action in enumerate(dataset.actions):
+        X = dataset.X[dataset.y == label]
+        skipped = [s for s in dataset.skipped if s["action"] == action]
+        actions[action] = {
+            "usable": int(len(X)),
+            "skipped": len(skipped),
+            "found": int(len(X)) + len(skipped),
+            "missing_frames_share": {part: _missing_share(X, part) for part in PARTS},
+            "frozen": [f for f in frozen if f.split("/")[0] == action],
+        }
+    return {
+        "actions": actions,
+        "skipped_sequences": dataset.skipped,
+        "ignored": dataset.notes,
+        "frozen_sequences": frozen,
+        "duplicate_sequences": duplicates,
+        "num_features": dataset.num_features,
+        "problems": _problems(dataset, actions, frozen, duplicates),
+    }
+
+
+def _problems(dataset, actions, frozen, duplicates):
+    """[{severity, message, fix}]: "error" stops training, "warning" does not."""
+    problems = []
+
+    def add(severity, message, fix):
+        problems.append({"severity": severity, "message": message, "fix": fix})
+
+    try:
+        data.split_indices(dataset.y)
+    except ValueError as error:
+        add("error", str(error).split(". ")[0], "record more sequences per sign, or train on fewer signs (--actions)")
+    if dataset.skipped:
+        reasons = sorted({s["reason"].split(" (")[0] for s in dataset.skipped})
+        add("warning", f"{len(dataset.skipped)} sequences skipped ({'; '.join(reasons[:3])})",
+            "re-record the listed sequences (or delete them) so every take has frames 0..29")
+    counts = [entry["usable"] for entry in actions.values()]
+    if max(counts) > 1.5 * min(counts):
+        add("warning", f"unbalanced: {min(counts)} to {max(counts)} usable sequences per sign",
+            "record the signs with fewer sequences until all have about the same number")
+    for action, entry in actions.items():
+        shares = entry["missing_frames_share"]
+        if shares["pose"] > 0.2:
+            add("warning", f"{action}: no person detected in {shares['pose']:.0%} of frames",
+                "stand fully in view, with light on the face and body")
+        if shares["left_hand"] > 0.9 and shares["right_hand"] > 0.9:
+            add("warning", f"{action}: no hand detected in over 90% of frames",
+                "keep the hands inside the picture and well lit while signing")
+    if frozen:
+        add("warning", f"{len(frozen)} frozen sequences (all 30 frames identical): {', '.join(frozen[:5])}",
+            "the camera or MediaPipe froze while recording: re-record them")
+    if duplicates:
+        across = [group for group in duplicates if len({item.split('/')[0] for item in group}) > 1]
+        add("error" if across else "warning",
+            f"{len(duplicates)} groups of identical sequences" + (f", {len(across)} of them under different signs" if across else "")
+            + f": {'; '.join(' = '.join(group) for group in duplicates[:3])}",
+            "a copied folder: delete the copies (a sequence filed under two signs teaches the model nothing)")
+    return problems
+
+
+def verdict(summary):
+    errors = [p for p in summary["problems"] if p["severity"] == "error"]
+    return "problems: cannot train" if errors else ("ready to train, with warnings" if summary["problems"] else "ready to train")
+
+
+def format_report(summary):
+    """The table a person reads: one row per action, then the problems and their fixes."""
+    lines = []
+    width = max(12, *(len(action) for action in summary["actions"]))
+    header = f"{'action':<{width}} found usable skipped frozen  no-pose no-face no-left no-right"
+    lines += [header, "-" * len(header)]
+    for action, entry in summary["actions"].items():
+        shares = entry["missing_frames_share"]
+        lines.append(
+            f"{action:<{width}} {entry['found']:>5} {entry['usable']:>6} {entry['skipped']:>8} {len(entry['frozen']):>6}  "
+            + " ".join(f"{shares[part]:>7.0%}" for part in PARTS)
+        )
+    lines.append("(no-...: share of frames where MediaPipe did not detect that part)")
+    for skip in summary["skipped_sequences"]:
+        lines.append(f"skipped {skip['action']}/{skip['sequence']}: {skip['reason']}")
+    for note in summary["ignored"]:
+        lines.append(note)
+    for problem in summary["problems"]:
+        lines.append(f"{problem['severity']}: {problem['message']}\n  fix: {problem['fix']}")
+    lines.append(f"verdict: {verdict(summary)}")
+    return "\n".join(lines)

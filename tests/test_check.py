@@ -1,0 +1,304 @@
+"""Bad data gets one clear message naming the file and the fix; nothing the user had is lost."""
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import write_sequence
+from signtrain import cli, config, export, synth
+
+MARKER = "unpickled.txt"
+
+
+class Evil:
+    """Unpickling this creates a file: proof that a pickled frame was (wrongly) loaded."""
+
+    def __reduce__(self):
+        return (open, (MARKER, "w"))
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """A small valid tree: 10 signs x 10 sequences from the synthetic signer."""
+    return synth.write_mp_data(str(tmp_path_factory.mktemp("template") / "MP_Data"), sequences=10, seed=2)
+
+
+@pytest.fixture
+def tree(template, tmp_path):
+    return shutil.copytree(template, tmp_path / "MP_Data")
+
+
+def run(capsys, *argv):
+    """cli.main's exit code and what it printed (out + err), asserting it never shows a traceback."""
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "Traceback" not in text
+    return code, text
+
+
+def check_json(capsys, data_dir, *extra):
+    code, text = run(capsys, "check", "--data", str(data_dir), "--json", *extra)
+    return code, json.loads(text)
+
+
+# --- the data doctor -----------------------------------------------------------------------
+
+
+def test_check_on_a_clean_tree_is_ready(tree, capsys):
+    code, text = run(capsys, "check", "--data", str(tree))
+    assert code == 0 and text.strip().endswith("verdict: ready to train")
+    assert "Hello" in text and "no-right" in text
+    code, report = check_json(capsys, tree)
+    assert report["verdict"] == "ready to train" and report["problems"] == []
+    hello = report["actions"]["Hello"]
+    assert (hello["found"], hello["usable"], hello["skipped"]) == (10, 10, 0)
+    assert hello["missing_frames_share"]["left_hand"] == 1.0  # one-handed sign: the left hand rests
+    assert report["actions"]["Help"]["missing_frames_share"]["left_hand"] < 0.5
+
+
+def test_check_finds_frozen_duplicate_and_unbalanced_takes(tree, capsys):
+    frozen = np.load(tree / "Yes" / "0" / "0.npy")
+    write_sequence(tree, "Yes", 0, [frozen] * 30)
+    shutil.copytree(tree / "No" / "1", tree / "No" / "11")  # a copied take, same sign
+    for sequence in range(5, 10):
+        shutil.rmtree(tree / "More" / str(sequence))
+    code, report = check_json(capsys, tree)
+    assert code == 0 and report["verdict"] == "ready to train, with warnings"
+    assert report["frozen_sequences"] == ["Yes/0"]
+    assert report["duplicate_sequences"] == [["No/1", "No/11"]]
+    messages = " | ".join(p["message"] for p in report["problems"])
+    assert "1 frozen sequences" in messages and "unbalanced: 5 to 11" in messages
+    # The same take filed under two signs is an error: training cannot go on.
+    shutil.copytree(tree / "Hello" / "2", tree / "Stop" / "12")
+    code, report = check_json(capsys, tree)
+    assert code == 1 and report["verdict"] == "problems: cannot train"
+    assert "under different signs" in " ".join(p["message"] for p in report["problems"])
+    code, text = run(capsys, "train", "--data", str(tree), "--epochs", "1")
+    assert code == 2 and "Hello/2 = Stop/12" in text and "fix:" in text
+
+
+# --- inputs that must get a clear message -----------------------------------------------------
+
+
+def test_missing_and_empty_data_folder(tmp_path, capsys):
+    code, text = run(capsys, "train", "--data", str(tmp_path / "MP_Data"))
+    assert code == 2 and "does not exist" in text and "--data" in text
+    (tmp_path / "empty").mkdir()
+    code, text = run(capsys, "check", "--data", str(tmp_path / "empty"))
+    assert code == 1 and "holds no action folders" in text
+
+
+def test_action_folder_without_a_usable_sequence(tree, capsys):
+    for sequence in os.listdir(tree / "Sorry"):
+        os.remove(tree / "Sorry" / sequence / "0.npy")
+    code, text = run(capsys, "train", "--data", str(tree))
+    assert code == 2 and "no usable sequence for ['Sorry']" in text and "--actions" in text
+
+
+def test_stray_files_and_non_numeric_folders_are_ignored_with_a_note(tree, capsys):
+    for name in (".DS_Store", "desktop.ini", "Thumbs.db"):
+        (tree / "Hello" / name).write_text("x")
+    (tree / ".ipynb_checkpoints").mkdir()
+    (tree / "Hello" / "old takes").mkdir()
+    (tree / "README.txt").write_text("x")
+    code, report = check_json(capsys, tree)
+    assert code == 0 and list(report["actions"]) == list(config.SPEC_ACTIONS)
+    assert len(report["ignored"]) == 4 and any("old takes" in note for note in report["ignored"])
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        ("missing", "missing frame 12.npy"),
+        ("extra", "2 extra frames (30.npy..31.npy)"),
+        ("truncated", "unreadable frame 12.npy"),
+        ("garbage", "unreadable frame 12.npy"),
+        ("pickled", "unreadable frame 12.npy"),
+        ("strings", "has dtype <U"),
+        ("nan", "frame 12.npy contains NaN or inf"),
+        ("inf", "frame 12.npy contains NaN or inf"),
+        ("short", "frame 12.npy has 1600 values, frame 0.npy has 1662"),
+        ("2d", "has shape (2, 831), expected a flat array"),
+    ],
+)
+def test_a_broken_frame_skips_its_sequence_with_the_reason(tree, capsys, damage, reason):
+    frame_path = tree / "Thank_You" / "3" / "12.npy"
+    good = np.load(frame_path)
+    if damage == "missing":
+        os.remove(frame_path)
+    elif damage == "extra":
+        np.save(tree / "Thank_You" / "3" / "30.npy", good)
+        np.save(tree / "Thank_You" / "3" / "31.npy", good)
+    elif damage == "truncated":
+        frame_path.write_bytes(frame_path.read_bytes()[:200])
+    elif damage == "garbage":
+        frame_path.write_bytes(os.urandom(500))
+    elif damage == "pickled":
+        np.save(frame_path, np.array([Evil()] * 3, dtype=object), allow_pickle=True)
+    elif damage == "strings":
+        np.save(frame_path, good.astype(str))
+    elif damage in ("nan", "inf"):
+        good[100] = np.nan if damage == "nan" else np.inf
+        np.save(frame_path, good)
+    elif damage == "short":
+        np.save(frame_path, good[:1600])
+    elif damage == "2d":
+        np.save(frame_path, good.reshape(2, 831))
+    code, report = check_json(capsys, tree)
+    assert code == 0 and report["verdict"] == "ready to train, with warnings"
+    [skipped] = report["skipped_sequences"]
+    assert (skipped["action"], skipped["sequence"]) == ("Thank_You", "3")
+    assert reason in skipped["reason"]
+    assert report["actions"]["Thank_You"]["usable"] == 9
+    assert not os.path.exists(MARKER)  # the pickled frame was refused, never unpickled
+
+
+def test_integer_frames_are_fine(tree, capsys):
+    frame_path = tree / "Yes" / "2" / "5.npy"
+    np.save(frame_path, np.round(np.load(frame_path)).astype(np.int32))
+    code, report = check_json(capsys, tree)
+    assert code == 0 and report["skipped_sequences"] == []
+
+
+def test_frames_of_another_length_in_a_few_sequences_are_skipped(tree, capsys):
+    write_sequence(tree, "No", 4, [np.zeros(258)] * 30)
+    code, report = check_json(capsys, tree)
+    assert report["skipped_sequences"] == [
+        {"action": "No", "sequence": "4", "reason": "frames have 258 values, the rest of the data 1662"}
+    ]
+
+
+def reshape_tree(tree, transform):
+    for folder, _, files in os.walk(tree):
+        for name in files:
+            path = os.path.join(folder, name)
+            np.save(path, transform(np.load(path)))
+
+
+@pytest.mark.parametrize(
+    "width, described",
+    [(258, "pose + left hand + right hand, no face"), (126, "both hands only"), (63, "one hand only")],
+)
+def test_a_tree_of_another_layout_is_refused(tree, capsys, width, described):
+    reshape_tree(tree, lambda frame: np.concatenate([frame[:132], frame[1536:]])[-width:])
+    code, text = run(capsys, "train", "--data", str(tree))
+    assert code == 2 and f"frames have {width} values ({described}" in text
+    assert str(tree) in text and "0.npy" in text and "--any-layout" in text
+    assert not os.path.exists("runs")  # refused before any run folder was made
+    code, report = check_json(capsys, tree, "--any-layout")
+    assert code == 0 and report["num_features"] == width
+
+
+@pytest.mark.parametrize(
+    "order",
+    [("face", "pose", "left_hand", "right_hand"), ("pose", "left_hand", "right_hand", "face")],
+)
+def test_1662_values_in_another_order_are_refused(tree, capsys, order):
+    reshape_tree(tree, lambda frame: np.concatenate([frame[config.block_slice(name)] for name in order]))
+    code, text = run(capsys, "train", "--data", str(tree))
+    assert code == 2 and f"look like the blocks are in the order {', '.join(order)}" in text
+    assert "np.concatenate" in text
+
+
+def test_too_few_sequences_for_the_split(tmp_path, capsys):
+    data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), sequences=2, seed=3)
+    code, text = run(capsys, "train", "--data", data_dir)
+    assert code == 2 and "too few sequences for a stratified 90/10 split" in text
+    assert "Record more sequences" in text or "record more sequences" in text
+
+
+def test_actions_that_have_no_folder(tree, capsys):
+    code, text = run(capsys, "train", "--data", str(tree), "--actions", "Hello,Goodbye")
+    assert code == 2 and "--actions names ['Goodbye']" in text and "Folders found" in text
+
+
+def test_zip_with_mp_data_one_level_deeper(template, tmp_path, capsys):
+    zip_path = tmp_path / "MP_Data.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        for folder, _, files in os.walk(template):
+            for name in files:
+                path = os.path.join(folder, name)
+                archive.write(path, os.path.join("MP_Data", os.path.relpath(path, template)))
+    code, text = run(capsys, "train", "--data", str(zip_path))
+    assert code == 2 and "is a zip file. Unzip it first" in text
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(tmp_path / "unzipped")
+    code, text = run(capsys, "train", "--data", str(tmp_path / "unzipped"))
+    assert code == 2 and f"Use --data {str(tmp_path / 'unzipped' / 'MP_Data')!r}" in text
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(
+    ["delete", "truncate", "garbage", "empty", "nan", "short", "rmdir", "rename", "strayfile", "dirasframe"])),
+    min_size=1, max_size=6))
+def test_random_corruption_never_gives_a_traceback(template, tmp_path, capsys, damage):
+    root = os.path.join(tempfile.mkdtemp(dir=tmp_path), "MP_Data")  # hypothesis reuses tmp_path
+    shutil.copytree(template, root)
+    frames = sorted(os.path.join(folder, name) for folder, _, names in os.walk(root) for name in names)
+    for pick, kind in damage:
+        path = frames[pick % len(frames)]
+        if not os.path.isfile(path):  # gone or turned into a folder by an earlier step
+            continue
+        if kind == "delete":
+            os.remove(path)
+        elif kind == "truncate":
+            with open(path, "r+b") as handle:
+                handle.truncate(pick % 300)
+        elif kind == "garbage":
+            open(path, "wb").write(os.urandom(pick % 900))
+        elif kind == "empty":
+            open(path, "wb").close()
+        elif kind == "nan":
+            np.save(path, np.full(1662, np.nan))
+        elif kind == "short":
+            np.save(path, np.zeros(pick % 2000))
+        elif kind == "rmdir":
+            shutil.rmtree(os.path.dirname(path))
+        elif kind == "rename":
+            os.rename(os.path.dirname(path), os.path.dirname(path) + "_old")
+        elif kind == "strayfile":
+            open(os.path.join(os.path.dirname(os.path.dirname(path)), "notes.txt"), "w").write("x")
+        elif kind == "dirasframe":
+            os.remove(path)
+            os.mkdir(path)
+    code, text = run(capsys, "check", "--data", str(root))
+    assert code in (0, 1) and "verdict:" in text
+
+
+# --- nothing lost -------------------------------------------------------------------------------
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "action_model.h5"
+    target.write_bytes(b"the earlier model")
+
+    def broken_write(temp):
+        open(temp, "wb").write(b"half a mod")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        export.atomic_write(str(target), broken_write)
+    assert target.read_bytes() == b"the earlier model"
+    assert os.listdir(tmp_path) == ["action_model.h5"]  # no temp file left behind
+
+
+def test_unwritable_or_full_output_is_refused_before_training(tree, tmp_path, capsys, monkeypatch):
+    (tmp_path / "a_file").write_text("x")
+    code, text = run(capsys, "train", "--data", str(tree), "--out", str(tmp_path / "a_file" / "run"))
+    assert code == 2 and "cannot write the run folder" in text and "--out" in text
+    assert "Epoch 1" not in text
+
+    from signtrain import train as train_module
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(train_module.shutil, "disk_usage", lambda path: usage._replace(free=10 * 2**20))
+    code, text = run(capsys, "train", "--data", str(tree), "--out", str(tmp_path / "run"))
+    assert code == 2 and "only 10 MB free" in text and "Epoch 1" not in text
