@@ -1,0 +1,72 @@
+"""Ctrl-C during training: the run stops cleanly, keeps what it learned, and --resume finishes it."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from conftest import REPO
+from signtrain import synth
+
+
+def epochs_logged(run_dir):
+    path = os.path.join(run_dir, "results.csv")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as handle:
+        return len(list(csv.DictReader(handle)))
+
+
+def test_sigint_keeps_the_best_model_and_the_run_resumes(tmp_path):
+    data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), sequences=10, seed=8)
+    earlier = tmp_path / "runs" / "train" / "exp"  # a finished earlier run that must stay untouched
+    earlier.mkdir(parents=True)
+    (earlier / "action_model.h5").write_bytes(b"earlier model")
+    command = [sys.executable, "-m", "signtrain.cli", "train", "--data", data_dir, "--epochs", "15",
+               "--patience", "100"]
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "src"), TF_CPP_MIN_LOG_LEVEL="2")
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    run_dir = str(tmp_path / "runs" / "train" / "exp2")
+    deadline = time.time() + 180
+    while epochs_logged(run_dir) < 3 and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, out + err
+    assert "Traceback" not in err
+    assert f"Continue with: signtrain train --resume {os.path.join('runs', 'train', 'exp2')}" in err
+    done = epochs_logged(run_dir)
+    assert 3 <= done < 15
+    assert (earlier / "action_model.h5").read_bytes() == b"earlier model"
+    files = set(os.listdir(run_dir))
+    assert {"best_model.h5", "last_model.keras", "results.csv", "args.yaml", "training_history.png"} <= files
+    assert "action_model.h5" not in files  # only a finished run ships a model
+    assert not [name for name in files if ".partial" in name]
+
+    from tensorflow import keras
+
+    best = keras.models.load_model(os.path.join(run_dir, "best_model.h5"))
+    assert best.output_shape == (None, 10)
+
+    process = subprocess.run([sys.executable, "-m", "signtrain.cli", "train", "--resume", run_dir], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stdout + process.stderr
+    assert f"resuming {run_dir} after epoch {done}" in process.stdout
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    assert metrics["resumed"] is True and metrics["epochs_run"] == 15 == epochs_logged(run_dir)
+    with open(os.path.join(run_dir, "results.csv")) as handle:
+        assert [int(row["epoch"]) for row in csv.DictReader(handle)] == list(range(15))
+    assert metrics["reload_max_abs_diff"] < 1e-6
+    shipped = keras.models.load_model(os.path.join(run_dir, "action_model.h5"))
+    assert np.load(os.path.join(run_dir, "actions.npy")).shape == (10,)
+    assert shipped.output_shape == (None, 10)
+    # A finished run cannot be resumed again (that would overwrite it).
+    process = subprocess.run([sys.executable, "-m", "signtrain.cli", "train", "--resume", run_dir], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert process.returncode == 2 and "nothing to resume" in process.stderr
