@@ -5,6 +5,8 @@ import sys
 import numpy as np
 import pytest
 
+from signtrain import data
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,15 +38,14 @@ def unpack_realdata(name, out_dir, limit_per_class=None, with_script=False):
         subprocess.run(command, check=True, capture_output=True)
         return str(out_dir)
     recording = np.load(path, allow_pickle=False)
-    X, actions = recording["X"], [str(a) for a in recording["actions_raw"]]
-    seen = {}
-    for row, (label, sequence) in enumerate(zip(recording["y"], recording["seq_ids"])):
-        action = actions[int(label)]
-        seen[action] = seen.get(action, 0) + 1
-        if limit_per_class and seen[action] > limit_per_class:
-            continue
-        write_sequence(out_dir, action, str(sequence), X[row].astype(np.float64))
-    return str(out_dir)
+    X, y, seq_ids = recording["X"], recording["y"], recording["seq_ids"]
+    actions = [str(a) for a in recording["actions_raw"]]
+    keep, seen = [], {}
+    for row, label in enumerate(y):
+        seen[label] = seen.get(label, 0) + 1
+        if not limit_per_class or seen[label] <= limit_per_class:
+            keep.append(row)
+    return data.write_tree(str(out_dir), X[keep], [actions[int(y[row])] for row in keep], seq_ids[keep])
 
 
 def write_sequence(root, action, sequence, frames):

@@ -195,6 +195,7 @@ def test_a_tree_of_another_layout_is_refused(tree, capsys, width, described):
     assert not os.path.exists("runs")  # refused before any run folder was made
     code, report = check_json(capsys, tree, "--any-layout")
     assert code == 0 and report["num_features"] == width
+    assert report["actions"]["Hello"]["missing_frames_share"] == {}  # body parts only in the contract layout
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,12 @@ def test_metrics_json(short_run):
     assert matrix.shape == (10, 10) and matrix.sum() == 10
     assert metrics["test_accuracy"] == pytest.approx(np.trace(matrix) / 10)
     assert metrics["versions"]["tensorflow"] and metrics["versions"]["keras"].startswith("3")
+    # 3 epochs learn next to nothing: the run says so itself, pointing at the document.
+    codes = {item["code"] for item in metrics["diagnostics"]}
+    assert "LOW_ACCURACY" in codes and codes <= {"LOW_ACCURACY", "NOT_LEARNING", "ONE_CLASS", "OVERFITTING",
+                                                 "CONFUSED_PAIR"}
+    assert all(item["section"].startswith("ml/troubleshooting_training.md#") for item in metrics["diagnostics"])
+    assert metrics["data_check"]["actions"]["Stop"]["skipped"] == 1
     with open(os.path.join(run_dir, "results.csv")) as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 3 and "val_categorical_accuracy" in rows[0]

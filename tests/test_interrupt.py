@@ -30,8 +30,10 @@ def test_sigint_keeps_the_best_model_and_the_run_resumes(tmp_path):
     command = [sys.executable, "-m", "signtrain.cli", "train", "--data", data_dir, "--epochs", "15",
                "--patience", "100"]
     env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "src"), TF_CPP_MIN_LOG_LEVEL="2")
+    # A background job of a non-interactive shell (as CI may be) inherits SIGINT as ignored, and Python
+    # then installs no KeyboardInterrupt handler: give the child the default, as a terminal would.
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     run_dir = str(tmp_path / "runs" / "train" / "exp2")
     deadline = time.time() + 180
     while epochs_logged(run_dir) < 3 and time.time() < deadline and process.poll() is None:

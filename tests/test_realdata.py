@@ -48,7 +48,21 @@ def test_loader_reads_a_real_tree_exactly(tmp_path):
         assert dataset.actions[dataset.y[row]] == key[0]
 
 
-def test_a_258_feature_recording_gets_a_model_of_its_own_width(tmp_path):
+def test_a_real_258_feature_recording_is_refused_unless_asked_for(tmp_path):
     data_dir = unpack_realdata("shahdm7md_258features.npz", tmp_path / "MP_Data")
-    dataset = data.load_dataset(data_dir)
+    with pytest.raises(ValueError, match=r"frames have 258 values \(pose \+ left hand \+ right hand, no face"):
+        data.load_dataset(data_dir)
+    dataset = data.load_dataset(data_dir, any_layout=True)
     assert dataset.X.shape[1:] == (30, 258) and len(dataset.actions) == 6
+
+
+def test_a_real_recording_in_another_block_order_is_refused(tmp_path):
+    data_dir = unpack_realdata("soyachunkz_face_pose_lh_rh.npz", tmp_path / "MP_Data")
+    with pytest.raises(ValueError, match="look like the blocks are in the order face, pose, left_hand, right_hand"):
+        data.load_dataset(data_dir)
+
+
+@pytest.mark.parametrize("name", ["ismokedata_6signs.npz", "akadeepanshu_6signs.npz", "lujamanandhar_10signs.npz"])
+def test_real_recordings_in_the_contract_layout_are_accepted(tmp_path, name):
+    dataset = data.load_dataset(unpack_realdata(name, tmp_path / "MP_Data"))
+    assert dataset.X.shape[1:] == (30, 1662) and dataset.skipped == []

@@ -19,6 +19,21 @@ def _missing_share(X, part):
     return float(np.mean(np.all(block == 0, axis=-1))) if len(X) else 0.0
 
 
+def _sequence_traits(X):
+    """Per sequence: which hand signs (share of frames each is seen), mirroring, distance to the camera."""
+    left_seen = np.mean(np.any(X[..., config.block_slice("left_hand")] != 0, axis=-1), axis=1)
+    right_seen = np.mean(np.any(X[..., config.block_slice("right_hand")] != 0, axis=-1), axis=1)
+    pose = X[..., config.block_slice("pose")].reshape(*X.shape[:2], 33, 4)
+    seen = np.any(pose != 0, axis=(-1, -2))
+    # Unmirrored, the person's left shoulder (11) is on the image's right: larger x than 12.
+    flipped = np.where(seen, pose[..., 11, 0] < pose[..., 12, 0], False)
+    mirrored = flipped.sum(axis=1) > 0.5 * np.maximum(seen.sum(axis=1), 1)
+    width = np.where(seen, np.abs(pose[..., 11, 0] - pose[..., 12, 0]), np.nan)
+    with np.errstate(all="ignore"):
+        shoulder_width = np.nanmedian(width, axis=1)
+    return left_seen, right_seen, mirrored, shoulder_width
+
+
 def summarize(dataset):
     """Per-action table and the problems found, as plain data (goes into metrics.json)."""
     digests = {}
@@ -27,17 +42,32 @@ def summarize(dataset):
     duplicates = [group for group in digests.values() if len(group) > 1]
     frozen = [f"{action}/{name}" for row, (action, name) in enumerate(dataset.sequences)
               if np.all(dataset.X[row] == dataset.X[row, :1])]
+    # Body-part statistics need the contract's layout; other layouts (--any-layout) get counts only.
+    contract = dataset.num_features == config.NUM_FEATURES
+    if contract:
+        left_seen, right_seen, mirrored, shoulder_width = _sequence_traits(dataset.X)
+    else:
+        left_seen = right_seen = np.zeros(len(dataset.X))
+        mirrored, shoulder_width = np.zeros(len(dataset.X), bool), np.full(len(dataset.X), np.nan)
     actions = {}
     for label, action in enumerate(dataset.actions):
-        X = dataset.X[dataset.y == label]
+        mask = dataset.y == label
+        X = dataset.X[mask]
         skipped = [s for s in dataset.skipped if s["action"] == action]
+        no_hand = contract and np.all(X[..., config.block_slice("left_hand")] == 0, axis=-1) & np.all(
+            X[..., config.block_slice("right_hand")] == 0, axis=-1)
         actions[action] = {
             "usable": int(len(X)),
             "skipped": len(skipped),
             "found": int(len(X)) + len(skipped),
-            "missing_frames_share": {part: _missing_share(X, part) for part in PARTS},
+            "missing_frames_share": {part: _missing_share(X, part) for part in PARTS} if contract else {},
+            "no_hand_share": float(np.mean(no_hand)) if contract and len(X) else 0.0,
+            # Sequences signed mainly with one hand (seen in 30% more of the frames than the other).
+            "left_hand_sequences": int(np.sum(left_seen[mask] > right_seen[mask] + 0.3)),
+            "right_hand_sequences": int(np.sum(right_seen[mask] > left_seen[mask] + 0.3)),
             "frozen": [f for f in frozen if f.split("/")[0] == action],
         }
+    widths = shoulder_width[np.isfinite(shoulder_width)]
     return {
         "actions": actions,
         "skipped_sequences": dataset.skipped,
@@ -45,6 +75,9 @@ def summarize(dataset):
         "frozen_sequences": frozen,
         "duplicate_sequences": duplicates,
         "num_features": dataset.num_features,
+        "mirrored_sequences": int(mirrored.sum()),
+        "shoulder_width": ({"p5": float(np.percentile(widths, 5)), "median": float(np.median(widths)),
+                            "p95": float(np.percentile(widths, 95))} if len(widths) else None),
         "problems": _problems(dataset, actions, frozen, duplicates),
     }
 
@@ -70,6 +103,8 @@ def _problems(dataset, actions, frozen, duplicates):
             "record the signs with fewer sequences until all have about the same number")
     for action, entry in actions.items():
         shares = entry["missing_frames_share"]
+        if not shares:  # not the contract's layout: no body parts to look at
+            continue
         if shares["pose"] > 0.2:
             add("warning", f"{action}: no person detected in {shares['pose']:.0%} of frames",
                 "stand fully in view, with light on the face and body")
@@ -103,7 +138,7 @@ def format_report(summary):
         shares = entry["missing_frames_share"]
         lines.append(
             f"{action:<{width}} {entry['found']:>5} {entry['usable']:>6} {entry['skipped']:>8} {len(entry['frozen']):>6}  "
-            + " ".join(f"{shares[part]:>7.0%}" for part in PARTS)
+            + " ".join(f"{shares[part]:>7.0%}" if shares else f"{'n/a':>7}" for part in PARTS)
         )
     lines.append("(no-...: share of frames where MediaPipe did not detect that part)")
     for skip in summary["skipped_sequences"]:

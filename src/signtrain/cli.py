@@ -192,7 +192,7 @@ def main(argv=None):
             print(interrupted, file=sys.stderr)
             return 130
         return 0
-    except (ValueError, OSError) as error:  # FileNotFoundError, PermissionError, a full disk, ...
+    except (ValueError, OSError, MemoryError) as error:  # FileNotFoundError, PermissionError, a full disk, ...
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # before or after training: nothing half-written is left behind

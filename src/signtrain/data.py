@@ -280,6 +280,16 @@ def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH,
     )
 
 
+def write_tree(out_dir, X, row_actions, row_sequences):
+    """Write arrays out as out_dir/<action>/<sequence>/<frame>.npy, float64 as recording scripts do."""
+    for sequence, action, name in zip(X, row_actions, row_sequences):
+        folder = os.path.join(out_dir, action, str(name))
+        os.makedirs(folder)
+        for frame_index, frame in enumerate(sequence):
+            np.save(os.path.join(folder, f"{frame_index}.npy"), np.asarray(frame, dtype=np.float64))
+    return out_dir
+
+
 def one_hot(y, num_classes):
     """Same as keras.utils.to_categorical, without importing TensorFlow for it."""
     return np.eye(num_classes, dtype=np.float32)[y]

@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 
 
-def _partial_name(path):
+def partial_name(path):
     folder, name = os.path.split(path)
     stem, extension = os.path.splitext(name)
     # Keras picks the format from the extension, so the temp name keeps it.
@@ -20,7 +20,7 @@ def _partial_name(path):
 
 def atomic_write(path, write):
     """Call write(temp_path), then rename temp_path to path. Returns path."""
-    temp = _partial_name(path)
+    temp = partial_name(path)
     if os.path.isdir(temp):
         shutil.rmtree(temp)
     elif os.path.exists(temp):

@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from signtrain import config
+from signtrain import config, data
 
 # --- the body at rest ---------------------------------------------------------------------
 
@@ -324,13 +324,5 @@ def write_mp_data(out_dir, actions=config.SPEC_ACTIONS, sequences=config.NUM_SEQ
     if os.path.isdir(out_dir) and os.listdir(out_dir):
         raise FileExistsError(f"{out_dir!r} is not empty; the synthetic signer writes only into a new folder")
     X, y = synth_arrays(actions, sequences, frames, seed, left_handed_fraction)
-    counters = {}
-    for sequence, label in zip(X, y):
-        action = actions[label]
-        index = counters.get(action, 0)
-        counters[action] = index + 1
-        sequence_dir = os.path.join(out_dir, action, str(index))
-        os.makedirs(sequence_dir)
-        for frame_index, frame in enumerate(sequence):
-            np.save(os.path.join(sequence_dir, f"{frame_index}.npy"), frame)
-    return out_dir
+    names = [str(index % sequences) for index in range(len(y))]  # 0..sequences-1 per action
+    return data.write_tree(out_dir, X, [actions[label] for label in y], names)

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from signtrain import __version__, check, config, data, evaluate, export
+from signtrain import __version__, check, config, data, diagnose, evaluate, export
 from signtrain import model as model_lib
 
 
@@ -128,7 +128,7 @@ def _callbacks(keras, path, settings, resumed):
         # ModelCheckpoint writes in place; an interrupt mid-write would leave a broken best_model.h5.
         # It writes to a temp name here, renamed into place once complete.
         def __init__(self, final_path, **kwargs):
-            super().__init__(export._partial_name(final_path), **kwargs)
+            super().__init__(export.partial_name(final_path), **kwargs)
             self.final_path = final_path
 
         def on_epoch_end(self, epoch, logs=None):
@@ -165,7 +165,7 @@ def _read_history(results_path):
     return {key: [float(row[key]) for row in rows] for key in keys}
 
 
-def _resume_state(run_dir, settings, net):
+def _resume_state(run_dir, net):
     """Where an interrupted run stopped: epochs done, early-stopping state, weights to start from."""
     path = lambda name: os.path.join(run_dir, name)  # noqa: E731
     history = _read_history(path(config.RESULTS_FILE)) if os.path.exists(path(config.RESULTS_FILE)) else {}
@@ -229,7 +229,7 @@ def train(settings, resume_dir=None):
     )
     resumed = None
     if resume_dir:
-        net, resumed = _resume_state(run_dir, settings, net)
+        net, resumed = _resume_state(run_dir, net)
         print(f"resuming {run_dir} after epoch {resumed['epochs_done']}")
     started = time.perf_counter()
     try:
@@ -250,6 +250,11 @@ def train(settings, resume_dir=None):
         raise TrainingInterrupted(
             f"interrupted: {run_dir} keeps {config.BEST_MODEL_FILE} (the best epoch so far), "
             f"{config.RESULTS_FILE} and {LAST_MODEL_FILE}. Continue with: signtrain train --resume {run_dir}"
+        ) from None
+    except tf.errors.ResourceExhaustedError:
+        raise MemoryError(
+            f"{diagnose.OUT_OF_MEMORY}: out of memory at batch size {settings.batch_size}. Try --batch-size 8, "
+            f"and close other notebooks on the same GPU (see {diagnose.section(diagnose.OUT_OF_MEMORY)})."
         ) from None
     train_seconds = time.perf_counter() - started
     history = _read_history(path(config.RESULTS_FILE)) if resumed else new_history
@@ -302,10 +307,12 @@ def train(settings, resume_dir=None):
         "seed": settings.seed,
         "versions": run_versions,
     }
+    metrics["diagnostics"] = diagnose.diagnose(metrics, history)
     export.write_json(path(config.METRICS_FILE), metrics)
     tf.keras.backend.clear_session()
 
     print(report)
+    print(diagnose.format_diagnostics(metrics["diagnostics"]))
     print(
         f"test accuracy {test_accuracy:.1%} ({correct}/{len(y_true)}; 95% interval "
         f"{interval[0]:.0%}-{interval[1]:.0%}), best validation accuracy "
