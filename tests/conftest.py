@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from signtrain import data
+from signtrain import cli, data, synth
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -61,3 +61,19 @@ def write_sequence(root, action, sequence, frames):
 def _run_in_tmp(tmp_path, monkeypatch):
     # Default run folders (runs/train/exp...) land in the test's temp dir, never in the checkout.
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def short_run(tmp_path_factory):
+    """Train 3 epochs on a small synthetic set of the spec's 10 signs, through `signtrain train`."""
+    root = tmp_path_factory.mktemp("short")
+    data_dir = synth.write_mp_data(str(root / "MP_Data"), sequences=10, seed=5)
+    os.remove(os.path.join(data_dir, "Stop", "4", "17.npy"))  # one broken sequence, reported
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        code = cli.main(["train", "--data", data_dir, "--epochs", "3", "--seed", "7"])
+    finally:
+        os.chdir(cwd)
+    assert code == 0
+    return root, os.path.join(root, "runs", "train", "exp"), data_dir

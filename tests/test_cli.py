@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from signtrain import cli, config, synth
+from signtrain import cli, config
 
 RUN_FILES = [
     "action_model.h5", "best_model.h5", "actions.npy", "action_model_savedmodel", "confusion_matrix.png",
@@ -21,22 +21,6 @@ METRICS_KEYS = [
     "test_accuracy", "test_loss", "best_val_accuracy", "epochs_run", "n_train", "n_val", "n_test", "actions",
     "per_class", "confusion_matrix", "skipped_sequences", "train_seconds", "seed", "versions",
 ]
-
-
-@pytest.fixture(scope="module")
-def short_run(tmp_path_factory):
-    """Train 3 epochs on a small synthetic set of the spec's 10 signs, through `signtrain train`."""
-    root = tmp_path_factory.mktemp("short")
-    data_dir = synth.write_mp_data(str(root / "MP_Data"), sequences=10, seed=5)
-    os.remove(os.path.join(data_dir, "Stop", "4", "17.npy"))  # one broken sequence, reported
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        code = cli.main(["train", "--data", data_dir, "--epochs", "3", "--seed", "7"])
-    finally:
-        os.chdir(cwd)
-    assert code == 0
-    return root, os.path.join(root, "runs", "train", "exp"), data_dir
 
 
 def test_run_folder_holds_every_file(short_run):

@@ -1,4 +1,4 @@
-"""Command line: `signtrain train --data MP_Data`, `signtrain check`, `signtrain demo`, `signtrain synth`.
+"""Command line: `signtrain train --data MP_Data`, and check, evaluate, cv, demo, synth.
 
 `python ml/train_model.py ...` is the same as `signtrain train ...`.
 """
@@ -7,6 +7,8 @@ import argparse
 import json
 import os
 import sys
+
+import numpy as np
 
 from signtrain import config
 
@@ -55,6 +57,11 @@ def _add_training_flags(parser):
     _add_actions_flag(parser)
 
 
+def _add_alias_flag(parser):
+    parser.add_argument("--alias", default=None, metavar="A=B,...",
+                        help="names that mean the same sign in the other recording, e.g. --alias thanks=Thank_You")
+
+
 def _add_actions_flag(parser):
     parser.add_argument("--actions", type=_action_list, default=None, metavar="A,B,...",
                         help="signs to train on, in label order (folder names, comma-separated). Default: the "
@@ -74,6 +81,26 @@ def build_parser():
     _add_training_flags(train)
     train.add_argument("--resume", metavar="RUN_DIR", default=None,
                        help="continue an interrupted run in RUN_DIR with the settings in its args.yaml")
+    train.add_argument("--test-data", metavar="DIR", default=None,
+                       help="also evaluate the finished model on another recording (e.g. another person); "
+                            "its folders are matched to the signs by name, ignoring case, spaces and underscores")
+    _add_alias_flag(train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a trained run on another recording",
+                                   description="Score RUN_DIR's action_model.h5 on every sequence of another "
+                                               "MP_Data folder whose sign it knows; writes RUN_DIR/evaluations/.")
+    evaluate.add_argument("--model", required=True, metavar="RUN_DIR", help="a finished run folder")
+    _add_data_flags(evaluate)
+    _add_alias_flag(evaluate)
+
+    cv = commands.add_parser("cv", help="repeated stratified K-fold cross-validation",
+                             description="Train the spec's model K times (x R repeats), each fold the test split "
+                                         "once; prints the mean test accuracy with a 95%% interval and per-sign "
+                                         "recall; writes cv.json to runs/cv/exp...")
+    _add_data_flags(cv)
+    _add_training_flags(cv)
+    cv.add_argument("--folds", type=_positive_int, default=5, metavar="K", help="folds (default 5)")
+    cv.add_argument("--repeats", type=_positive_int, default=1, metavar="R", help="repeats with new folds (default 1)")
 
     check = commands.add_parser("check", help="check an MP_Data folder before training",
                                 description="Read an MP_Data folder as training would and report, per action, "
@@ -110,9 +137,33 @@ def _quiet_tensorflow():
 def _settings(args, data):
     from signtrain.train import TrainSettings
 
+    from signtrain.evaluate import parse_aliases
+
     return TrainSettings(data=data, out=args.out, epochs=args.epochs, patience=args.patience,
                          batch_size=args.batch_size, seed=args.seed, actions=args.actions,
-                         any_layout=getattr(args, "any_layout", False))
+                         any_layout=getattr(args, "any_layout", False), test_data=getattr(args, "test_data", None),
+                         aliases=parse_aliases(getattr(args, "alias", None)))
+
+
+def _evaluate(args):
+    from signtrain import evaluate, export, model as model_lib
+
+    for name in (config.MODEL_FILE, config.ACTIONS_FILE):
+        if not os.path.exists(os.path.join(args.model, name)):
+            raise FileNotFoundError(f"{os.path.join(args.model, name)} not found: --model takes a finished run folder")
+    actions = [str(a) for a in np.load(os.path.join(args.model, config.ACTIONS_FILE))]
+    model = model_lib.load_model(os.path.join(args.model, config.MODEL_FILE))
+    result = evaluate.evaluate_recording(model, actions, args.data, evaluate.parse_aliases(args.alias), args.any_layout)
+    print(evaluate.format_recording_result(result))
+    folder = os.path.join(args.model, "evaluations")
+    os.makedirs(folder, exist_ok=True)
+    stem = evaluate.name_key(os.path.basename(os.path.normpath(args.data))) or "data"
+    path, index = os.path.join(folder, f"{stem}.json"), 2
+    while os.path.exists(path):  # never overwrite an earlier evaluation
+        path, index = os.path.join(folder, f"{stem}{index}.json"), index + 1
+    export.write_json(path, result)
+    print(f"written to {path}")
+    return 0
 
 
 def _check(args):
@@ -181,8 +232,13 @@ def main(argv=None):
             print("error: TensorFlow is not installed. Install it with: pip install 'signtrain[cpu]' "
                   "(or 'signtrain[gpu]' on a CUDA machine; Colab already has it).", file=sys.stderr)
             return 2
-        from signtrain.train import TrainingInterrupted, train
+        from signtrain.train import TrainingInterrupted, cross_validate, train
 
+        if args.command == "evaluate":
+            return _evaluate(args)
+        if args.command == "cv":
+            cross_validate(_settings(args, args.data), folds=args.folds, repeats=args.repeats, out=args.out)
+            return 0
         try:
             if args.command == "demo":
                 train(_settings(args, _demo_data(args.data_dir)))

@@ -98,3 +98,100 @@ def plot_history(history, path):
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+# --- a model on another recording -------------------------------------------------------------
+
+
+def name_key(name):
+    """Thank_You, thank you, THANK-YOU -> 'thankyou': how sign names are matched across recordings."""
+    return "".join(character for character in str(name).lower() if character.isalnum())
+
+
+def match_actions(model_actions, data_actions, aliases=()):
+    """{data folder: model action} for the folders that name one of the model's signs.
+
+    Names match case-, space-, underscore- and hyphen-insensitively; aliases ("thanks", "thank_you")
+    declare two names the same sign, in either direction.
+    """
+    by_key = {name_key(action): action for action in model_actions}
+    same = {}
+    for left, right in aliases:
+        same[name_key(left)] = name_key(right)
+        same[name_key(right)] = name_key(left)
+    matched = {}
+    for folder in data_actions:
+        key = name_key(folder)
+        action = by_key.get(key) or by_key.get(same.get(key))
+        if action is not None:
+            if action in matched.values():
+                other = next(f for f, a in matched.items() if a == action)
+                raise ValueError(f"folders {other!r} and {folder!r} both match the sign {action!r}; "
+                                 f"leave one out of the folder or rename it")
+            matched[folder] = action
+    return matched
+
+
+def parse_aliases(text):
+    """'thanks=thank_you,iloveyou=I_Love_You' -> [['thanks', 'thank_you'], ...]."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        if item.count("=") != 1 or not all(side.strip() for side in item.split("=")):
+            raise ValueError(f"--alias takes name=name pairs separated by commas, e.g. --alias thanks=thank_you; "
+                             f"got {item!r}")
+        left, right = item.split("=")
+        pairs.append([left.strip(), right.strip()])
+    return pairs
+
+
+def matched_folders(model_actions, data_dir, aliases=()):
+    """match_actions on a folder, refusing one that shares no sign with the model (checked before training)."""
+    from signtrain import data
+
+    matched = match_actions(model_actions, data.find_actions(data_dir), aliases)
+    if not matched:
+        raise ValueError(
+            f"no folder of {data_dir!r} matches a sign of the model {list(model_actions)}. "
+            f"Folders: {data.find_actions(data_dir)}. Declare the same sign under two names with "
+            f"--alias folder_name=model_name."
+        )
+    return matched
+
+
+def evaluate_recording(model, model_actions, data_dir, aliases=(), any_layout=False):
+    """Accuracy of a trained model on every matched sequence of another MP_Data folder."""
+    from signtrain import data
+
+    matched = matched_folders(model_actions, data_dir, aliases)
+    dataset = data.load_dataset(data_dir, list(matched), any_layout=any_layout)
+    label_of = {action: index for index, action in enumerate(model_actions)}
+    y_true = np.array([label_of[matched[dataset.actions[label]]] for label in dataset.y])
+    probabilities = model.predict(dataset.X, verbose=0)
+    y_pred = probabilities.argmax(axis=1)
+    correct = int(np.sum(y_pred == y_true))
+    per_class, matrix, _ = classification_metrics(y_true, y_pred, list(model_actions))
+    return {
+        "data": data_dir,
+        "matched": matched,
+        "unmatched_folders": [f for f in data.find_actions(data_dir) if f not in matched],
+        "signs_without_data": [a for a in model_actions if a not in matched.values()],
+        "n": int(len(y_true)),
+        "accuracy": correct / len(y_true),
+        "accuracy_ci95": list(wilson_interval(correct, len(y_true))),
+        "recall": {action: per_class[action]["recall"] for action in matched.values()},
+        "confusion_matrix": matrix.tolist(),
+        "skipped_sequences": dataset.skipped,
+    }
+
+
+def format_recording_result(result):
+    low, high = result["accuracy_ci95"]
+    lines = ["matched: " + ", ".join(f"{folder} -> {action}" for folder, action in result["matched"].items())]
+    if result["unmatched_folders"]:
+        lines.append(f"not matched (ignored): {', '.join(result['unmatched_folders'])}")
+    if result["signs_without_data"]:
+        lines.append(f"signs of the model with no data here: {', '.join(result['signs_without_data'])}")
+    lines.append("recall: " + ", ".join(f"{action} {recall:.0%}" for action, recall in result["recall"].items()))
+    lines.append(f"accuracy on {result['data']}: {result['accuracy']:.1%} of {result['n']} sequences "
+                 f"(95% interval {low:.0%}-{high:.0%})")
+    return "\n".join(lines)

@@ -30,6 +30,8 @@ class TrainSettings:
     seed: int = config.DEFAULT_SEED
     actions: list = None  # None: the spec's 10 when the data has exactly them, else sorted folders
     any_layout: bool = False  # accept frames that are not the 1662-value contract
+    test_data: str = None  # another recording to evaluate the finished model on
+    aliases: list = None  # [(name, name)] declared the same sign when matching test_data folders
     verbose: int = None  # None: a progress bar on a terminal, one line per epoch otherwise
 
     def validate(self):
@@ -61,7 +63,7 @@ def new_run_dir(base=config.DEFAULT_RUNS_DIR, name="exp"):
             index += 1
 
 
-def prepare_run_dir(out):
+def prepare_run_dir(out, base=config.DEFAULT_RUNS_DIR):
     """A new, writable run folder with room for the outputs, checked before any training."""
     if out is not None and os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
         raise FileExistsError(
@@ -69,14 +71,14 @@ def prepare_run_dir(out):
             f"Pick a new folder, or leave --out out to get the next {config.DEFAULT_RUNS_DIR}/expN."
         )
     try:
-        run_dir = new_run_dir() if out is None else out
+        run_dir = new_run_dir(base) if out is None else out
         os.makedirs(run_dir, exist_ok=True)
         probe = os.path.join(run_dir, ".write_test")
         with open(probe, "w") as handle:
             handle.write("ok")
         os.remove(probe)
     except OSError as error:
-        where = out or config.DEFAULT_RUNS_DIR
+        where = out or base
         raise PermissionError(
             f"cannot write the run folder {where!r}: {error.strerror or error}. Pass --out with a folder "
             f"on a disk you can write to."
@@ -205,6 +207,8 @@ def train(settings, resume_dir=None):
     if errors:
         raise ValueError("; ".join(f"{p['message']} (fix: {p['fix']})" for p in errors))
     train_idx, test_idx = data.split_indices(dataset.y, seed=settings.seed)
+    if settings.test_data:  # a typo in --test-data must not wait until after training
+        evaluate.matched_folders(dataset.actions, settings.test_data, settings.aliases or ())
     run_dir = resume_dir or prepare_run_dir(settings.out)
     path = lambda name: os.path.join(run_dir, name)  # noqa: E731
     run_versions = versions()
@@ -308,11 +312,16 @@ def train(settings, resume_dir=None):
         "versions": run_versions,
     }
     metrics["diagnostics"] = diagnose.diagnose(metrics, history)
+    if settings.test_data:
+        metrics["external_test"] = evaluate.evaluate_recording(
+            shipped, dataset.actions, settings.test_data, settings.aliases or (), settings.any_layout)
     export.write_json(path(config.METRICS_FILE), metrics)
     tf.keras.backend.clear_session()
 
     print(report)
     print(diagnose.format_diagnostics(metrics["diagnostics"]))
+    if settings.test_data:
+        print(evaluate.format_recording_result(metrics["external_test"]))
     print(
         f"test accuracy {test_accuracy:.1%} ({correct}/{len(y_true)}; 95% interval "
         f"{interval[0]:.0%}-{interval[1]:.0%}), best validation accuracy "
@@ -352,3 +361,80 @@ def settings_from_run(run_dir):
         raise FileExistsError(f"{run_dir} finished already ({config.MODEL_FILE} is there); nothing to resume")
     fields = {field.name for field in dataclasses.fields(TrainSettings)}
     return TrainSettings(**{key: value for key, value in args.items() if key in fields and key != "out"})
+
+
+def cross_validate(settings, folds=5, repeats=1, out=None):
+    """Repeated stratified K-fold with the spec's model and settings; writes cv.json.
+
+    Each fold is the test split once; the other folds train with the spec's validation_split,
+    early stopping and restored best weights, and the fold is scored in inference mode.
+    """
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    settings.validate()
+    if folds < 2 or repeats < 1:
+        raise ValueError(f"--folds must be at least 2 and --repeats at least 1, got {folds} and {repeats}")
+    dataset = data.load_dataset(settings.data, settings.actions, any_layout=settings.any_layout)
+    smallest = int(np.bincount(dataset.y).min())
+    if smallest < folds:
+        raise ValueError(f"--folds {folds} needs at least {folds} sequences of every sign; the smallest has "
+                         f"{smallest}. Use fewer folds.")
+    run_dir = prepare_run_dir(out, base=os.path.join(os.path.dirname(config.DEFAULT_RUNS_DIR), "cv"))
+    from tensorflow import keras
+
+    num_actions = len(dataset.actions)
+    splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=settings.seed)
+    results, recalls, pooled = [], [], np.zeros((num_actions, num_actions), int)
+    for index, (train_idx, test_idx) in enumerate(splitter.split(dataset.X, dataset.y)):
+        keras.utils.set_random_seed(settings.seed + index)
+        net = model_lib.compile_model(model_lib.build_model(num_actions, dataset.X.shape[1], dataset.num_features))
+        history = net.fit(
+            dataset.X[train_idx],
+            data.one_hot(dataset.y[train_idx], num_actions),
+            epochs=settings.epochs,
+            batch_size=settings.batch_size,
+            validation_split=config.VALIDATION_SPLIT,
+            callbacks=[keras.callbacks.EarlyStopping(monitor=config.MONITOR, patience=settings.patience,
+                                                     restore_best_weights=True)],
+            verbose=0,
+        ).history
+        y_pred = net.predict(dataset.X[test_idx], verbose=0).argmax(axis=1)
+        per_class, matrix, _ = evaluate.classification_metrics(dataset.y[test_idx], y_pred, dataset.actions)
+        pooled += matrix
+        accuracy = float(np.mean(y_pred == dataset.y[test_idx]))
+        results.append({"fold": index, "test_accuracy": accuracy, "n_test": len(test_idx),
+                        "epochs_run": len(history["loss"])})
+        recalls.append([per_class[action]["recall"] for action in dataset.actions])
+        print(f"fold {index + 1}/{folds * repeats}: test accuracy {accuracy:.1%} of {len(test_idx)} "
+              f"after {len(history['loss'])} epochs", flush=True)
+        keras.backend.clear_session()
+
+    accuracies = np.array([r["test_accuracy"] for r in results])
+    # Spread across folds (t interval of the mean) and, beside it, the interval of all pooled predictions.
+    from scipy import stats
+
+    half = float(stats.t.ppf(0.975, len(accuracies) - 1) * accuracies.std(ddof=1) / np.sqrt(len(accuracies)))
+    correct, total = int(np.trace(pooled)), int(pooled.sum())
+    summary = {
+        "folds": folds,
+        "repeats": repeats,
+        "actions": dataset.actions,
+        "mean_test_accuracy": float(accuracies.mean()),
+        "mean_test_accuracy_ci95": [float(accuracies.mean() - half), float(accuracies.mean() + half)],
+        "pooled_accuracy_ci95": list(evaluate.wilson_interval(correct, total)),
+        "recall_per_class": {action: {"mean": float(np.mean([r[i] for r in recalls])),
+                                      "min": float(np.min([r[i] for r in recalls]))}
+                             for i, action in enumerate(dataset.actions)},
+        "confusion_matrix": pooled.tolist(),
+        "fold_results": results,
+        "skipped_sequences": dataset.skipped,
+        "seed": settings.seed,
+        "versions": versions(),
+    }
+    export.write_json(os.path.join(run_dir, "cv.json"), summary)
+    low, high = summary["mean_test_accuracy_ci95"]
+    print("recall per sign (mean over folds, worst fold): " + ", ".join(
+        f"{action} {entry['mean']:.0%} ({entry['min']:.0%})" for action, entry in summary["recall_per_class"].items()))
+    print(f"{folds}-fold x {repeats}: mean test accuracy {accuracies.mean():.1%} (95% interval {max(0, low):.0%}-"
+          f"{min(1, high):.0%}) over {len(accuracies)} folds; written to {os.path.join(run_dir, 'cv.json')}")
+    return run_dir, summary
