@@ -207,6 +207,10 @@ def test_1662_values_in_another_order_are_refused(tree, capsys, order):
     code, text = run(capsys, "train", "--data", str(tree))
     assert code == 2 and f"look like the blocks are in the order {', '.join(order)}" in text
     assert "np.concatenate" in text
+    code, report = check_json(capsys, tree, "--any-layout")
+    # Accepted on request, but no body-part statistic is read from blocks in the wrong places.
+    assert code == 0 and "look like the blocks" in report["layout_problem"]
+    assert report["mirrored_sequences"] == 0 and report["actions"]["Hello"]["missing_frames_share"] == {}
 
 
 def test_too_few_sequences_for_the_split(tmp_path, capsys):

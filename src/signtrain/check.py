@@ -43,7 +43,7 @@ def summarize(dataset):
     frozen = [f"{action}/{name}" for row, (action, name) in enumerate(dataset.sequences)
               if np.all(dataset.X[row] == dataset.X[row, :1])]
     # Body-part statistics need the contract's layout; other layouts (--any-layout) get counts only.
-    contract = dataset.num_features == config.NUM_FEATURES
+    contract = dataset.num_features == config.NUM_FEATURES and not dataset.layout_problem
     if contract:
         left_seen, right_seen, mirrored, shoulder_width = _sequence_traits(dataset.X)
     else:
@@ -75,6 +75,7 @@ def summarize(dataset):
         "frozen_sequences": frozen,
         "duplicate_sequences": duplicates,
         "num_features": dataset.num_features,
+        "layout_problem": dataset.layout_problem,
         "mirrored_sequences": int(mirrored.sum()),
         "shoulder_width": ({"p5": float(np.percentile(widths, 5)), "median": float(np.median(widths)),
                             "p95": float(np.percentile(widths, 95))} if len(widths) else None),

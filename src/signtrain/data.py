@@ -27,6 +27,7 @@ class Dataset:
     sequences: list  # (action, sequence folder name) of each row of X
     skipped: list  # [{"action", "sequence", "reason"}]
     notes: list  # things ignored on purpose (stray files, non-numeric folders)
+    layout_problem: str = None  # why the frames are not the contract's layout (only with any_layout)
 
     @property
     def num_features(self):
@@ -265,11 +266,10 @@ def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH,
             f"{[s for s in skipped if s['action'] in empty][:5]}. Re-record them or leave them out "
             f"with --actions."
         )
-    if not any_layout:
-        action, name = sequences[keep[0]]
-        problem = layout_problem(X, os.path.join(data_dir, action, name, "0.npy"))
-        if problem:
-            raise ValueError(problem)
+    action, name = sequences[keep[0]]
+    problem = layout_problem(X, os.path.join(data_dir, action, name, "0.npy"))
+    if problem and not any_layout:
+        raise ValueError(problem)
     return Dataset(
         X=X,
         y=y,
@@ -277,6 +277,7 @@ def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH,
         sequences=[sequences[i] for i in keep],
         skipped=skipped,
         notes=notes,
+        layout_problem=problem,
     )
 
 
