@@ -107,6 +107,8 @@ print("actions found:", sorted(os.listdir(DATA_PATH)))
 # what the spec asks for (tanh, sigmoid gates, no unroll, no recurrent dropout).
 
 # %%
+import logging
+
 import numpy as np
 import tensorflow as tf
 from tensorflow.keras.models import Sequential
@@ -118,6 +120,8 @@ from sklearn.metrics import confusion_matrix, classification_report
 import matplotlib.pyplot as plt
 import seaborn as sns
 
+# Keras 3 calls HDF5 "legacy" at every checkpoint; .h5 is what the live app loads, on purpose.
+logging.getLogger("absl").addFilter(lambda record: "saving your model as an HDF5 file" not in record.getMessage())
 print("TensorFlow", tf.__version__)
 GPUS = tf.config.list_physical_devices("GPU")
 if GPUS:

@@ -52,7 +52,7 @@ def test_notebook_shape():
             elif isinstance(node, ast.ImportFrom):
                 imported.add(node.module.split(".")[0])
     # Self-contained: only the libraries Colab ships, never this package or the recorders' utils.
-    assert imported == {"os", "shutil", "sys", "time", "zipfile", "google", "numpy", "tensorflow", "sklearn",
+    assert imported == {"os", "shutil", "sys", "time", "zipfile", "logging", "google", "numpy", "tensorflow", "sklearn",
                         "matplotlib", "seaborn"}
 
 
@@ -110,6 +110,7 @@ def test_notebook_writes_the_specs_files(executed):
     assert os.path.exists(root / "action_model_savedmodel" / "saved_model.pb")
     assert np.load(root / "actions.npy").tolist() == list(config.SPEC_ACTIONS)
     assert "skipped 1 sequences" in outputs and "no GPU" in outputs
+    assert "saving your model as an HDF5 file" not in outputs  # the legacy notice is filtered
 
 
 def test_notebook_and_package_agree(executed):
