@@ -30,7 +30,7 @@ from signtrain.train import TrainSettings, cross_validate, train, versions  # no
 SIGNERS = ("ismokedata_6signs.npz", "mokshavs03_5signs.npz", "akadeepanshu_6signs.npz")
 SHARED_SIGNS = ("hello", "no", "thanks", "yes")
 # Option sets to compare, all with the spec's architecture; more join here as they are built.
-CONFIGURATIONS = {"spec defaults": {}}
+CONFIGURATIONS = {"spec defaults": {}, "--normalize": {"normalize": True}}
 
 
 def write_signers(realdata, names, out_dir):

@@ -55,6 +55,9 @@ def _add_training_flags(parser):
     parser.add_argument("--seed", type=_positive_int, default=config.DEFAULT_SEED, metavar="N",
                         help=f"random seed of the 90/10 split and the weights (default {config.DEFAULT_SEED})")
     _add_actions_flag(parser)
+    parser.add_argument("--normalize", action="store_true",
+                        help="opt-in: make keypoints relative to the shoulders and scaled by shoulder width, as "
+                             "layers inside the saved model (the live app still feeds raw frames)")
 
 
 def _add_alias_flag(parser):
@@ -141,7 +144,8 @@ def _settings(args, data):
 
     return TrainSettings(data=data, out=args.out, epochs=args.epochs, patience=args.patience,
                          batch_size=args.batch_size, seed=args.seed, actions=args.actions,
-                         any_layout=getattr(args, "any_layout", False), test_data=getattr(args, "test_data", None),
+                         any_layout=getattr(args, "any_layout", False), normalize=args.normalize,
+                         test_data=getattr(args, "test_data", None),
                          aliases=parse_aliases(getattr(args, "alias", None)))
 
 

@@ -8,12 +8,16 @@ the fused cuDNN kernel on a GPU.
 from signtrain import config
 
 
-def build_model(num_actions, sequence_length=config.SEQUENCE_LENGTH, num_features=config.NUM_FEATURES):
+def build_model(num_actions, sequence_length=config.SEQUENCE_LENGTH, num_features=config.NUM_FEATURES,
+                normalize=False):
+    """The spec's Sequential model; with normalize, the same layers behind signtrain.preprocess."""
     from tensorflow import keras
     from tensorflow.keras import layers
 
     if num_actions < 2:
         raise ValueError(f"a classifier needs at least 2 actions, got {num_actions}")
+    if normalize and num_features != config.NUM_FEATURES:
+        raise ValueError(f"--normalize needs the 1662-value layout, the data has {num_features} values per frame")
     # keras.Input instead of the spec's input_shape= keyword: same model, no deprecation warning.
     stack = [keras.Input(shape=(sequence_length, num_features))]
     for units, return_sequences in config.LSTM_LAYERS:
@@ -24,7 +28,17 @@ def build_model(num_actions, sequence_length=config.SEQUENCE_LENGTH, num_feature
         ]
     stack += [layers.Dense(units, activation="relu") for units in config.DENSE_UNITS]
     stack.append(layers.Dense(num_actions, activation="softmax"))
-    return keras.Sequential(stack)
+    if not normalize:
+        return keras.Sequential(stack)
+    from signtrain import preprocess
+
+    inputs = stack[0]
+    outputs = preprocess.normalize_keypoints(inputs)
+    for layer in stack[1:]:
+        outputs = layer(outputs)
+    net = keras.Model(inputs, outputs)
+    preprocess.set_fixed_weights(net)
+    return net
 
 
 def compile_model(model):

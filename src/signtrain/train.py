@@ -30,6 +30,7 @@ class TrainSettings:
     seed: int = config.DEFAULT_SEED
     actions: list = None  # None: the spec's 10 when the data has exactly them, else sorted folders
     any_layout: bool = False  # accept frames that are not the 1662-value contract
+    normalize: bool = False  # shoulder-relative keypoints, as layers inside the saved model
     test_data: str = None  # another recording to evaluate the finished model on
     aliases: list = None  # [(name, name)] declared the same sign when matching test_data folders
     verbose: int = None  # None: a progress bar on a terminal, one line per epoch otherwise
@@ -229,7 +230,7 @@ def train(settings, resume_dir=None):
     )
 
     net = model_lib.compile_model(
-        model_lib.build_model(num_actions, dataset.X.shape[1], dataset.num_features)
+        model_lib.build_model(num_actions, dataset.X.shape[1], dataset.num_features, settings.normalize)
     )
     resumed = None
     if resume_dir:
@@ -387,7 +388,8 @@ def cross_validate(settings, folds=5, repeats=1, out=None):
     results, recalls, pooled = [], [], np.zeros((num_actions, num_actions), int)
     for index, (train_idx, test_idx) in enumerate(splitter.split(dataset.X, dataset.y)):
         keras.utils.set_random_seed(settings.seed + index)
-        net = model_lib.compile_model(model_lib.build_model(num_actions, dataset.X.shape[1], dataset.num_features))
+        net = model_lib.compile_model(
+            model_lib.build_model(num_actions, dataset.X.shape[1], dataset.num_features, settings.normalize))
         history = net.fit(
             dataset.X[train_idx],
             data.one_hot(dataset.y[train_idx], num_actions),

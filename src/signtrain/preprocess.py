@@ -1,0 +1,118 @@
+"""Opt-in keypoint normalization that travels inside the saved model.
+
+`--normalize` puts these layers in front of the spec's network: every x, y and z of a frame
+becomes relative to the midpoint of the shoulders and is divided by the shoulder width, pose
+visibility stays as it is, and a body part MediaPipe did not see (all zeros) stays all zeros. The
+live app keeps feeding raw 1662-value frames: the model does the rest.
+
+Only standard Keras layers with fixed (non-trainable) weights are used, so `load_model` needs no
+custom objects. Keras has no division layer; the division by the shoulder width comes from
+UnitNormalization over [K * shoulder vector, coordinates]: its norm is K * width to within
+|coordinates|^2 / (2 K^2 width^2), about 1e-6 of the value with K = 1e4.
+"""
+
+import numpy as np
+
+from signtrain import config
+
+K = 1e4
+_LEFT_SHOULDER, _RIGHT_SHOULDER = 11, 12
+
+
+def _positions():
+    """Indices of the x, y, z and visibility values of one 1662-value frame."""
+    xs, ys, zs, visibility = [], [], [], []
+    for name, start, stop in config.BLOCKS:
+        width = config.POSE_VALUES if name == "pose" else config.HAND_VALUES  # face and hands: 3
+        for offset in range(start, stop, width):
+            xs.append(offset)
+            ys.append(offset + 1)
+            zs.append(offset + 2)
+            if width == 4:
+                visibility.append(offset + 3)
+    return np.array(xs), np.array(ys), np.array(zs), np.array(visibility)
+
+
+def _fixed(layer, *weights):
+    """A standard layer used as a constant function: weights set once, never trained."""
+    layer.trainable = False
+    layer._signtrain_weights = [np.asarray(w, dtype=np.float32) for w in weights]
+    return layer
+
+
+def normalize_keypoints(inputs):
+    """Apply the normalization to a (batch, frames, 1662) Keras tensor; returns the new tensor."""
+    from tensorflow.keras import layers
+
+    n = config.NUM_FEATURES
+    xs, ys, zs, visibility = _positions()
+    pose_x = lambda landmark: landmark * config.POSE_VALUES  # noqa: E731
+
+    # Shoulder midpoint (2 values) and its copy at every x and y position.
+    centre = np.zeros((n, 2))
+    centre[[pose_x(_LEFT_SHOULDER), pose_x(_RIGHT_SHOULDER)], 0] = 0.5
+    centre[[pose_x(_LEFT_SHOULDER) + 1, pose_x(_RIGHT_SHOULDER) + 1], 1] = 0.5
+    spread = np.zeros((2, n))
+    spread[0, xs], spread[1, ys] = 1, 1
+    coordinates = np.zeros(n)
+    coordinates[np.concatenate([xs, ys, zs])] = 1
+    keep_visibility = np.zeros(n)
+    keep_visibility[visibility] = 1
+    # K times the shoulder vector (left minus right shoulder, x and y).
+    shoulder = np.zeros((n, 2))
+    shoulder[pose_x(_LEFT_SHOULDER), 0], shoulder[pose_x(_RIGHT_SHOULDER), 0] = K, -K
+    shoulder[pose_x(_LEFT_SHOULDER) + 1, 1], shoulder[pose_x(_RIGHT_SHOULDER) + 1, 1] = K, -K
+    # Per block: 1 - K * (sum of squares), clipped by ReLU, then 1 - that: 1 where seen, 0 where all zeros.
+    block_sum = np.zeros((n, len(config.BLOCKS)))
+    block_expand = np.zeros((len(config.BLOCKS), n))
+    for index, (_, start, stop) in enumerate(config.BLOCKS):
+        block_sum[start:stop, index] = -K * K
+        block_expand[index, start:stop] = -1
+
+    offsets = _fixed(layers.Dense(2, use_bias=False, name="shoulder_midpoint"), centre)(inputs)
+    offsets = _fixed(layers.Dense(n, use_bias=False, name="midpoint_everywhere"), spread)(offsets)
+    centred = layers.Subtract(name="relative_to_shoulders")([inputs, offsets])
+    centred = _fixed(layers.EinsumDense("...i,i->...i", output_shape=(n,), name="coordinates_only"),
+                     coordinates)(centred)
+    shoulder_vector = _fixed(layers.Dense(2, use_bias=False, name="shoulder_vector"), shoulder)(inputs)
+    joined = layers.Concatenate(name="shoulder_and_coordinates")([shoulder_vector, centred])
+    unit = layers.UnitNormalization(axis=-1, name="divide_by_shoulder_width")(joined)
+    unit = layers.Permute((2, 1))(unit)  # drop the 2 shoulder values: Cropping1D crops axis 1
+    unit = layers.Cropping1D((2, 0), name="drop_shoulder_vector")(unit)
+    scaled = layers.Rescaling(K, name="undo_k")(layers.Permute((2, 1))(unit))
+    kept = _fixed(layers.EinsumDense("...i,i->...i", output_shape=(n,), name="visibility_only"),
+                  keep_visibility)(inputs)
+    normalized = layers.Add(name="with_visibility")([scaled, kept])
+
+    squares = layers.Multiply(name="squares")([inputs, inputs])
+    unseen = _fixed(layers.Dense(len(config.BLOCKS), name="part_unseen"), block_sum, np.ones(len(config.BLOCKS)))(
+        squares)
+    unseen = layers.ReLU(name="unseen_0_or_1")(unseen)
+    seen = _fixed(layers.Dense(n, name="part_seen_mask"), block_expand, np.ones(n))(unseen)
+    return layers.Multiply(name="missing_parts_stay_zero")([normalized, seen])
+
+
+def set_fixed_weights(model):
+    """Give every fixed layer its constant weights (call once the model is built)."""
+    for layer in model.layers:
+        weights = getattr(layer, "_signtrain_weights", None)
+        if weights is not None:
+            layer.set_weights(weights)
+
+
+def normalize_numpy(X):
+    """The same transformation in numpy: the reference the layers are tested against."""
+    X = np.asarray(X, dtype=np.float64)
+    xs, ys, zs, _ = _positions()
+    out = X.copy()
+    left, right = X[..., 44:46], X[..., 48:50]
+    centre = (left + right) / 2
+    width = np.linalg.norm(left - right, axis=-1, keepdims=True)
+    width = np.where(width > 0, width, 1.0)
+    out[..., xs] = (X[..., xs] - centre[..., :1]) / width
+    out[..., ys] = (X[..., ys] - centre[..., 1:]) / width
+    out[..., zs] = X[..., zs] / width
+    for _, start, stop in config.BLOCKS:
+        unseen = np.all(X[..., start:stop] == 0, axis=-1)
+        out[unseen, start:stop] = 0
+    return out

@@ -1,0 +1,89 @@
+"""--normalize: shoulder-relative keypoints computed by standard layers inside the saved model."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import yaml
+
+from signtrain import cli, config, preprocess, synth
+from signtrain import model as model_lib
+
+
+@pytest.fixture(scope="module")
+def normalizer():
+    from tensorflow import keras
+
+    inputs = keras.Input(shape=(30, 1662))
+    net = keras.Model(inputs, preprocess.normalize_keypoints(inputs))
+    preprocess.set_fixed_weights(net)
+    return net
+
+
+@pytest.fixture(scope="module")
+def frames():
+    X, _ = synth.synth_arrays(sequences=2, seed=6)
+    return X.astype(np.float32)
+
+
+def test_layers_compute_the_reference(normalizer, frames):
+    expected = preprocess.normalize_numpy(frames)
+    np.testing.assert_allclose(normalizer.predict(frames, verbose=0), expected, atol=1e-4)
+    pose = expected[..., :132].reshape(*expected.shape[:2], 33, 4)
+    shoulder_width = np.linalg.norm(pose[..., 11, :2] - pose[..., 12, :2], axis=-1)
+    np.testing.assert_allclose(shoulder_width, 1.0, atol=1e-6)  # distances in shoulder widths
+    np.testing.assert_allclose(pose[..., 11, :2] + pose[..., 12, :2], 0.0, atol=1e-6)  # origin between them
+    np.testing.assert_allclose(pose[..., 3], frames[..., 3:132:4])  # visibility untouched
+
+
+def test_position_and_size_of_the_signer_no_longer_matter(normalizer, frames):
+    moved = frames.copy()
+    coordinates = np.zeros(1662, bool)
+    for _, start, stop in config.BLOCKS:
+        step = 4 if stop - start == 132 else 3
+        coordinates[start:stop:step] = coordinates[start + 1 : stop : step] = True
+    seen = moved != 0
+    # The same signing, 30% farther away and moved left and down: x, y scaled and shifted, z scaled.
+    moved[..., coordinates] = np.where(seen[..., coordinates], 0.7 * moved[..., coordinates] + 0.1, 0)
+    z = np.zeros(1662, bool)
+    z[np.array(sorted(set(range(2, 132, 4)) | set(range(134, 1662, 3))))] = True
+    moved[..., z] = 0.7 * moved[..., z]
+    np.testing.assert_allclose(normalizer.predict(moved, verbose=0), normalizer.predict(frames, verbose=0), atol=1e-4)
+
+
+def test_unseen_parts_stay_zero(normalizer, frames):
+    out = normalizer.predict(frames, verbose=0)
+    for _, start, stop in config.BLOCKS:
+        unseen = np.all(frames[..., start:stop] == 0, axis=-1)
+        assert np.all(out[..., start:stop][unseen] == 0)
+    assert np.any(np.all(frames[..., config.block_slice("left_hand")] == 0, axis=-1))  # the case occurs
+
+
+def test_the_spec_layers_follow_unchanged():
+    plain = model_lib.build_model(10)
+    normalized = model_lib.build_model(10, normalize=True)
+    spec_layers = normalized.layers[-len(plain.layers):]
+    strip = lambda layer: {k: v for k, v in layer.get_config().items() if k != "name"}  # noqa: E731
+    assert [strip(layer) for layer in spec_layers] == [strip(layer) for layer in plain.layers]
+    trainable = sum(int(np.prod(w.shape)) for w in normalized.trainable_weights)
+    assert trainable == plain.count_params() - 2 * (64 + 128 + 64)  # BatchNorm moving stats aside
+    with pytest.raises(ValueError, match="needs the 1662-value layout"):
+        model_lib.build_model(4, num_features=258, normalize=True)
+
+
+def test_a_normalized_run_ships_a_model_that_takes_raw_frames(tmp_path, capsys):
+    from tensorflow import keras
+
+    data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=["Hello", "Yes", "Please"], sequences=10,
+                                   seed=12)
+    assert cli.main(["train", "--data", data_dir, "--epochs", "2", "--normalize"]) == 0
+    run_dir = os.path.join("runs", "train", "exp")
+    assert yaml.safe_load(open(os.path.join(run_dir, "args.yaml")))["normalize"] is True
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    assert metrics["reload_max_abs_diff"] < 1e-5
+    shipped = keras.models.load_model(os.path.join(run_dir, "action_model.h5"))  # no custom objects
+    raw = synth.synth_arrays(["Hello", "Yes", "Please"], sequences=1, seed=13)[0].astype(np.float32)
+    features = keras.Model(shipped.inputs, shipped.get_layer("missing_parts_stay_zero").output)
+    np.testing.assert_allclose(features.predict(raw, verbose=0), preprocess.normalize_numpy(raw), atol=1e-4)
+    assert shipped.predict(raw, verbose=0).shape == (3, 3)
