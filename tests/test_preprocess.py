@@ -72,14 +72,15 @@ def test_the_spec_layers_follow_unchanged():
         model_lib.build_model(4, num_features=258, normalize=True)
 
 
-def test_a_normalized_run_ships_a_model_that_takes_raw_frames(tmp_path, capsys):
+def test_a_normalized_augmented_run_ships_a_model_that_takes_raw_frames(tmp_path, capsys):
     from tensorflow import keras
 
     data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=["Hello", "Yes", "Please"], sequences=10,
                                    seed=12)
-    assert cli.main(["train", "--data", data_dir, "--epochs", "2", "--normalize"]) == 0
+    assert cli.main(["train", "--data", data_dir, "--epochs", "2", "--normalize", "--augment"]) == 0
     run_dir = os.path.join("runs", "train", "exp")
-    assert yaml.safe_load(open(os.path.join(run_dir, "args.yaml")))["normalize"] is True
+    args = yaml.safe_load(open(os.path.join(run_dir, "args.yaml")))
+    assert args["normalize"] is True and args["augment"] is True
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     assert metrics["reload_max_abs_diff"] < 1e-5
     shipped = keras.models.load_model(os.path.join(run_dir, "action_model.h5"))  # no custom objects
@@ -87,3 +88,39 @@ def test_a_normalized_run_ships_a_model_that_takes_raw_frames(tmp_path, capsys):
     features = keras.Model(shipped.inputs, shipped.get_layer("missing_parts_stay_zero").output)
     np.testing.assert_allclose(features.predict(raw, verbose=0), preprocess.normalize_numpy(raw), atol=1e-4)
     assert shipped.predict(raw, verbose=0).shape == (3, 3)
+
+
+def test_augment_mirrors_moves_and_retimes_without_inventing_parts(frames):
+    from signtrain.preprocess import _mirror, _move, augment
+
+    sequence = frames[0].astype(np.float64)
+    mirrored = _mirror(sequence)
+    np.testing.assert_allclose(_mirror(mirrored), sequence, atol=1e-12)  # a mirror twice is the original
+    np.testing.assert_array_equal(mirrored[:, config.block_slice("left_hand")] != 0,
+                                  sequence[:, config.block_slice("right_hand")] != 0)  # hands swapped
+    # The person's left shoulder is again on the image's right after mirroring (pose pairs swapped).
+    assert np.all(mirrored[:, 44] > mirrored[:, 48]) and np.all(sequence[:, 44] > sequence[:, 48])
+    moved = _move(sequence, np.random.default_rng(0))
+    assert np.array_equal(moved == 0, sequence == 0)  # unseen stays unseen, nothing else becomes 0
+    np.testing.assert_allclose(preprocess.normalize_numpy(moved)[..., 3::4][:, :33],
+                               preprocess.normalize_numpy(sequence)[..., 3::4][:, :33])  # visibility kept
+    X, y = frames[:4], np.arange(4)
+    X_aug, y_aug = augment(X, y, np.random.default_rng(1))
+    assert X_aug.shape == (12, 30, 1662) and y_aug.tolist() == [0, 1, 2, 3] * 3
+    np.testing.assert_array_equal(X_aug[:4], X)  # the originals come first, unchanged
+    assert not np.allclose(X_aug[4:8], X)
+
+
+def test_augmented_training_never_sees_the_validation_rows(frames):
+    from signtrain.train import TrainSettings, fit_arguments
+
+    y = np.eye(2)[np.arange(len(frames)) % 2]
+    plain = fit_arguments(frames, y, TrainSettings(data="x"), seed=0)
+    assert plain["validation_split"] == 0.15 and plain["x"] is frames
+    arguments = fit_arguments(frames, y, TrainSettings(data="x", augment=True), seed=0)
+    X_val, _ = arguments["validation_data"]
+    split = int(len(frames) * 0.85)
+    np.testing.assert_array_equal(X_val, frames[split:])  # the rows validation_split=0.15 would take
+    assert len(arguments["x"]) == 3 * split
+    for row in X_val:
+        assert not any(np.array_equal(row, candidate) for candidate in arguments["x"])

@@ -58,6 +58,10 @@ def _add_training_flags(parser):
     parser.add_argument("--normalize", action="store_true",
                         help="opt-in: make keypoints relative to the shoulders and scaled by shoulder width, as "
                              "layers inside the saved model (the live app still feeds raw frames)")
+    parser.add_argument("--augment", action="store_true",
+                        help="opt-in: add 2 altered copies of every training sequence (half mirrored to the other "
+                             "hand, small rotation/scale/shift, time warp, dropped frames); validation and test "
+                             "sequences are never altered")
 
 
 def _add_alias_flag(parser):
@@ -144,7 +148,7 @@ def _settings(args, data):
 
     return TrainSettings(data=data, out=args.out, epochs=args.epochs, patience=args.patience,
                          batch_size=args.batch_size, seed=args.seed, actions=args.actions,
-                         any_layout=getattr(args, "any_layout", False), normalize=args.normalize,
+                         any_layout=getattr(args, "any_layout", False), normalize=args.normalize, augment=args.augment,
                          test_data=getattr(args, "test_data", None),
                          aliases=parse_aliases(getattr(args, "alias", None)))
 

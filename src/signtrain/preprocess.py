@@ -116,3 +116,66 @@ def normalize_numpy(X):
         unseen = np.all(X[..., start:stop] == 0, axis=-1)
         out[unseen, start:stop] = 0
     return out
+
+
+# --- augmentation (training only: nothing of it is needed at inference) -----------------------
+
+# Pose landmarks that swap places in a mirror image (person's left <-> right).
+_POSE_MIRROR_PAIRS = [(1, 4), (2, 5), (3, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16), (17, 18),
+                      (19, 20), (21, 22), (23, 24), (25, 26), (27, 28), (29, 30), (31, 32)]
+
+
+def _mirror(sequence):
+    """The same signing by a mirror-image signer: x -> 1 - x, left and right swapped."""
+    out = sequence.copy()
+    xs, _, _, _ = _positions()
+    seen = out[:, xs] != 0
+    out[:, xs] = np.where(seen, 1 - out[:, xs], 0)
+    pose = out[:, config.block_slice("pose")].reshape(len(out), 33, 4)
+    for left, right in _POSE_MIRROR_PAIRS:
+        pose[:, [left, right]] = pose[:, [right, left]]
+    out[:, config.block_slice("pose")] = pose.reshape(len(out), -1)
+    # The face mesh is left as it is (mirrored x, same indices): an approximation; it mostly
+    # tells where the head is, which the mirror gets right.
+    left_hand = out[:, config.block_slice("left_hand")].copy()
+    out[:, config.block_slice("left_hand")] = out[:, config.block_slice("right_hand")]
+    out[:, config.block_slice("right_hand")] = left_hand
+    return out
+
+
+def _move(sequence, rng):
+    """A small rotation, scaling and shift about the shoulder midpoint, on every seen part."""
+    xs, ys, zs, _ = _positions()
+    angle = np.deg2rad(rng.uniform(-10, 10))
+    scale = rng.uniform(0.85, 1.15)
+    shift = rng.uniform(-0.05, 0.05, 2)
+    centre = (sequence[:, 44:46] + sequence[:, 48:50]) / 2  # shoulders of each frame
+    x, y = sequence[:, xs] - centre[:, :1], sequence[:, ys] - centre[:, 1:]
+    seen = (sequence[:, xs] != 0) | (sequence[:, ys] != 0)
+    out = sequence.copy()
+    out[:, xs] = np.where(seen, centre[:, :1] + scale * (np.cos(angle) * x - np.sin(angle) * y) + shift[0], 0)
+    out[:, ys] = np.where(seen, centre[:, 1:] + scale * (np.sin(angle) * x + np.cos(angle) * y) + shift[1], 0)
+    out[:, zs] = out[:, zs] * scale
+    return out
+
+
+def _retime(sequence, rng):
+    """Time warp (a random monotone resampling) and a few dropped frames (the previous one repeats)."""
+    frames = len(sequence)
+    warp = np.sort(rng.uniform(0, 1, frames))
+    warp = (warp - warp[0]) / max(warp[-1] - warp[0], 1e-9)
+    mix = rng.uniform(0.3, 0.7)
+    index = np.round(((1 - mix) * np.linspace(0, 1, frames) + mix * warp) * (frames - 1)).astype(int)
+    for drop in rng.choice(np.arange(1, frames), size=rng.integers(0, 4), replace=False):
+        index[drop] = index[drop - 1]
+    return sequence[index]
+
+
+def augment(X, y, rng, copies=2):
+    """X plus `copies` altered takes of every sequence (half of them mirrored), with their labels."""
+    extra = []
+    for _ in range(copies):
+        for sequence in X:
+            take = _mirror(sequence) if rng.uniform() < 0.5 else sequence
+            extra.append(_retime(_move(take, rng), rng))
+    return np.concatenate([X, np.stack(extra).astype(X.dtype)]), np.concatenate([y] * (copies + 1))

@@ -31,6 +31,7 @@ class TrainSettings:
     actions: list = None  # None: the spec's 10 when the data has exactly them, else sorted folders
     any_layout: bool = False  # accept frames that are not the 1662-value contract
     normalize: bool = False  # shoulder-relative keypoints, as layers inside the saved model
+    augment: bool = False  # mirrored, moved and re-timed copies of the training sequences
     test_data: str = None  # another recording to evaluate the finished model on
     aliases: list = None  # [(name, name)] declared the same sign when matching test_data folders
     verbose: int = None  # None: a progress bar on a terminal, one line per epoch otherwise
@@ -124,6 +125,20 @@ def default_verbose():
     return 1 if sys.stdout.isatty() else 2
 
 
+def fit_arguments(X_train, y_train, settings, seed):
+    """x, y and validation for model.fit: the spec's validation_split, or with --augment the same
+    validation rows held out explicitly and only the training rows augmented (a copy of a
+    validation sequence in the training data would inflate the validation accuracy)."""
+    if not settings.augment:
+        return {"x": X_train, "y": y_train, "validation_split": config.VALIDATION_SPLIT}
+    from signtrain import preprocess
+
+    # Keras' validation_split takes the last 15% of the rows: the same ones here.
+    split = int(len(X_train) * (1 - config.VALIDATION_SPLIT))
+    x, y = preprocess.augment(X_train[:split], y_train[:split], np.random.default_rng(seed))
+    return {"x": x, "y": y, "validation_data": (X_train[split:], y_train[split:])}
+
+
 def _callbacks(keras, path, settings, resumed):
     """The spec's callbacks, made safe to interrupt and to resume."""
 
@@ -186,7 +201,6 @@ def _resume_state(run_dir, net):
         net.set_weights(best_weights)
     state = {
         "epochs_done": done,
-        "history": history,
         "best": history[config.MONITOR][best_index],
         "best_epoch": best_index,
         "wait": done - 1 - best_index,
@@ -239,12 +253,10 @@ def train(settings, resume_dir=None):
     started = time.perf_counter()
     try:
         new_history = net.fit(
-            X_train,
-            y_train,
+            **fit_arguments(X_train, y_train, settings, settings.seed),
             epochs=settings.epochs,
             initial_epoch=resumed["epochs_done"] if resumed else 0,
             batch_size=settings.batch_size,
-            validation_split=config.VALIDATION_SPLIT,
             callbacks=_callbacks(keras, path, settings, resumed),
             verbose=default_verbose() if settings.verbose is None else settings.verbose,
         ).history
@@ -391,11 +403,10 @@ def cross_validate(settings, folds=5, repeats=1, out=None):
         net = model_lib.compile_model(
             model_lib.build_model(num_actions, dataset.X.shape[1], dataset.num_features, settings.normalize))
         history = net.fit(
-            dataset.X[train_idx],
-            data.one_hot(dataset.y[train_idx], num_actions),
+            **fit_arguments(dataset.X[train_idx], data.one_hot(dataset.y[train_idx], num_actions), settings,
+                            settings.seed + index),
             epochs=settings.epochs,
             batch_size=settings.batch_size,
-            validation_split=config.VALIDATION_SPLIT,
             callbacks=[keras.callbacks.EarlyStopping(monitor=config.MONITOR, patience=settings.patience,
                                                      restore_best_weights=True)],
             verbose=0,
