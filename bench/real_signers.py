@@ -42,7 +42,7 @@ def write_signers(realdata, names, out_dir):
     """One MP_Data tree with the shared signs of the given recordings, folders named by the sign."""
     X_all, actions_all, sequence_names = [], [], []
     for name in names:
-        recording = np.load(os.path.join(realdata, name))
+        recording = dict(np.load(os.path.join(realdata, name)))  # each array read once, not per row
         keys = [evaluate.name_key(a) for a in recording["actions_raw"]]
         for row, label in enumerate(recording["y"]):
             if keys[label] in SHARED_SIGNS:
