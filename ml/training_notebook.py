@@ -41,7 +41,6 @@ import zipfile
 
 IN_COLAB = "COLAB_RELEASE_TAG" in os.environ or "google.colab" in sys.modules
 EPOCHS = int(os.environ.get("SIGNTRAIN_EPOCHS", "200"))
-STARTED = time.strftime("%Y%m%d-%H%M%S")
 
 
 def safe_extract(zip_path, destination):
@@ -57,12 +56,18 @@ def safe_extract(zip_path, destination):
 
 
 def keep_previous(path, previous_root):
-    """Move an earlier output out of the way (into previous_root/<time>/) instead of overwriting it."""
+    """Move an earlier output out of the way (into previous_root/signtrain_previous/) instead of
+    overwriting it. A new name each time: rerunning a cell never replaces what an earlier run kept."""
     if os.path.exists(path):
-        keep_dir = os.path.join(previous_root, "signtrain_previous", STARTED)
+        keep_dir = os.path.join(previous_root, "signtrain_previous")
         os.makedirs(keep_dir, exist_ok=True)
-        shutil.move(path, os.path.join(keep_dir, os.path.basename(path)))
-        print(f"kept the earlier {os.path.basename(path)} in {keep_dir}")
+        stem, number = time.strftime("%Y%m%d-%H%M%S_") + os.path.basename(path), 1
+        target = os.path.join(keep_dir, stem)
+        while os.path.exists(target):
+            number += 1
+            target = os.path.join(keep_dir, f"{number}_{stem}")
+        shutil.move(path, target)
+        print(f"kept the earlier {os.path.basename(path)} as {target}")
 
 
 def find_mp_data(root):
@@ -290,6 +295,7 @@ plt.xlabel('Predicted')
 plt.ylabel('True')
 plt.title('Confusion matrix (test split)')
 plt.tight_layout()
+keep_previous(os.path.join(OUTPUT_DIR, 'confusion_matrix.png'), OUTPUT_DIR)
 plt.savefig(os.path.join(OUTPUT_DIR, 'confusion_matrix.png'), dpi=120)
 plt.show()
 
@@ -311,6 +317,7 @@ ax_loss.set_title('Loss')
 ax_loss.set_xlabel('Epoch')
 ax_loss.legend()
 plt.tight_layout()
+keep_previous(os.path.join(OUTPUT_DIR, 'training_history.png'), OUTPUT_DIR)
 plt.savefig(os.path.join(OUTPUT_DIR, 'training_history.png'), dpi=120)
 plt.show()
 
@@ -322,7 +329,7 @@ plt.show()
 
 # %%
 OUTPUTS = ('action_model.h5', 'action_model_savedmodel', 'actions.npy', 'confusion_matrix.png', 'training_history.png')
-for name in OUTPUTS[:3]:  # the plots of this run are already written
+for name in OUTPUTS[:3]:  # the plots of this run are already written (earlier ones kept above)
     keep_previous(os.path.join(OUTPUT_DIR, name), OUTPUT_DIR)
 best_model.save(os.path.join(OUTPUT_DIR, 'action_model.h5'))
 best_model.export(os.path.join(OUTPUT_DIR, 'action_model_savedmodel'))

@@ -88,9 +88,18 @@ def test_check_finds_frozen_duplicate_and_unbalanced_takes(tree, capsys):
 # --- inputs that must get a clear message -----------------------------------------------------
 
 
+def test_a_single_sign_cannot_train(template, tmp_path, capsys):
+    shutil.copytree(os.path.join(template, "Hello"), tmp_path / "MP_Data" / "Hello")
+    code, report = check_json(capsys, tmp_path / "MP_Data")
+    assert code == 1 and "only one sign (Hello)" in report["problems"][0]["message"]
+
+
 def test_missing_and_empty_data_folder(tmp_path, capsys):
     code, text = run(capsys, "train", "--data", str(tmp_path / "MP_Data"))
     assert code == 2 and "does not exist" in text and "--data" in text
+    (tmp_path / "a_file").write_text("x")
+    code, text = run(capsys, "check", "--data", str(tmp_path / "a_file"))
+    assert code == 1 and "is a file, not a folder" in text
     (tmp_path / "empty").mkdir()
     code, text = run(capsys, "check", "--data", str(tmp_path / "empty"))
     assert code == 1 and "holds no action folders" in text
@@ -193,6 +202,8 @@ def test_a_tree_of_another_layout_is_refused(tree, capsys, width, described):
     assert code == 2 and f"frames have {width} values ({described}" in text
     assert str(tree) in text and "0.npy" in text and "--any-layout" in text
     assert not os.path.exists("runs")  # refused before any run folder was made
+    code, text = run(capsys, "train", "--data", str(tree), "--any-layout", "--augment", "--normalize")
+    assert code == 2 and "needs the 1662-value layout" in text and not os.path.exists("runs")
     code, report = check_json(capsys, tree, "--any-layout")
     assert code == 0 and report["num_features"] == width
     assert report["actions"]["Hello"]["missing_frames_share"] == {}  # body parts only in the contract layout

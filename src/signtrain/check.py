@@ -90,6 +90,9 @@ def _problems(dataset, actions, frozen, duplicates):
     def add(severity, message, fix):
         problems.append({"severity": severity, "message": message, "fix": fix})
 
+    if len(dataset.actions) < 2:
+        add("error", f"only one sign ({dataset.actions[0]}): a classifier needs at least 2",
+            "record a second sign, or check that --data points at the folder that holds all the sign folders")
     try:
         data.split_indices(dataset.y)
     except ValueError as error:
@@ -124,9 +127,13 @@ def _problems(dataset, actions, frozen, duplicates):
     return problems
 
 
+def errors(summary):
+    """The problems that stop training."""
+    return [problem for problem in summary["problems"] if problem["severity"] == "error"]
+
+
 def verdict(summary):
-    errors = [p for p in summary["problems"] if p["severity"] == "error"]
-    return "problems: cannot train" if errors else ("ready to train, with warnings" if summary["problems"] else "ready to train")
+    return "problems: cannot train" if errors(summary) else ("ready to train, with warnings" if summary["problems"] else "ready to train")
 
 
 def format_report(summary):

@@ -161,7 +161,8 @@ def _evaluate(args):
             raise FileNotFoundError(f"{os.path.join(args.model, name)} not found: --model takes a finished run folder")
     actions = [str(a) for a in np.load(os.path.join(args.model, config.ACTIONS_FILE))]
     model = model_lib.load_model(os.path.join(args.model, config.MODEL_FILE))
-    result = evaluate.evaluate_recording(model, actions, args.data, evaluate.parse_aliases(args.alias), args.any_layout)
+    recording = evaluate.load_recording(actions, args.data, evaluate.parse_aliases(args.alias), args.any_layout)
+    result = evaluate.evaluate_recording(model, actions, recording)
     print(evaluate.format_recording_result(result))
     folder = os.path.join(args.model, "evaluations")
     os.makedirs(folder, exist_ok=True)
@@ -179,7 +180,7 @@ def _check(args):
 
     try:
         dataset = data.load_dataset(args.data, args.actions, any_layout=args.any_layout)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:
         summary = {"verdict": "problems: cannot train", "error": str(error)}
         print(json.dumps(summary, indent=2) if args.json else f"error: {error}\nverdict: {summary['verdict']}")
         return 1

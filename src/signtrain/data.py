@@ -54,8 +54,9 @@ def find_actions(data_dir):
             f"and pass the MP_Data folder inside it."
         )
     if not os.path.isdir(data_dir):
+        what = "is a file, not a folder" if os.path.exists(data_dir) else "does not exist"
         raise FileNotFoundError(
-            f"data folder {data_dir!r} does not exist. Pass --data with the folder that holds one "
+            f"data folder {data_dir!r} {what}. Pass --data with the folder that holds one "
             f"sub-folder per sign (MP_Data/<Action>/<sequence>/<frame>.npy)."
         )
     found = sorted(

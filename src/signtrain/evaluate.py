@@ -144,36 +144,40 @@ def parse_aliases(text):
     return pairs
 
 
-def matched_folders(model_actions, data_dir, aliases=()):
-    """match_actions on a folder, refusing one that shares no sign with the model (checked before training)."""
+def load_recording(model_actions, data_dir, aliases=(), any_layout=False):
+    """The sequences of another MP_Data folder whose folder names a sign of the model.
+
+    Called before training by `train --test-data`, so a wrong folder fails at once, not after it.
+    """
     from signtrain import data
 
-    matched = match_actions(model_actions, data.find_actions(data_dir), aliases)
+    folders = data.find_actions(data_dir)
+    matched = match_actions(model_actions, folders, aliases)
     if not matched:
         raise ValueError(
             f"no folder of {data_dir!r} matches a sign of the model {list(model_actions)}. "
-            f"Folders: {data.find_actions(data_dir)}. Declare the same sign under two names with "
-            f"--alias folder_name=model_name."
+            f"Folders: {folders}. Declare the same sign under two names with --alias folder_name=model_name."
         )
-    return matched
-
-
-def evaluate_recording(model, model_actions, data_dir, aliases=(), any_layout=False):
-    """Accuracy of a trained model on every matched sequence of another MP_Data folder."""
-    from signtrain import data
-
-    matched = matched_folders(model_actions, data_dir, aliases)
-    dataset = data.load_dataset(data_dir, list(matched), any_layout=any_layout)
-    label_of = {action: index for index, action in enumerate(model_actions)}
-    y_true = np.array([label_of[matched[dataset.actions[label]]] for label in dataset.y])
-    probabilities = model.predict(dataset.X, verbose=0)
-    y_pred = probabilities.argmax(axis=1)
-    correct = int(np.sum(y_pred == y_true))
-    per_class, matrix, _ = classification_metrics(y_true, y_pred, list(model_actions))
     return {
         "data": data_dir,
         "matched": matched,
-        "unmatched_folders": [f for f in data.find_actions(data_dir) if f not in matched],
+        "unmatched_folders": [f for f in folders if f not in matched],
+        "dataset": data.load_dataset(data_dir, list(matched), any_layout=any_layout),
+    }
+
+
+def evaluate_recording(model, model_actions, recording):
+    """Accuracy of a trained model on a recording from load_recording."""
+    dataset, matched = recording["dataset"], recording["matched"]
+    label_of = {action: index for index, action in enumerate(model_actions)}
+    y_true = np.array([label_of[matched[dataset.actions[label]]] for label in dataset.y])
+    y_pred = model.predict(dataset.X, verbose=0).argmax(axis=1)
+    correct = int(np.sum(y_pred == y_true))
+    per_class, matrix, _ = classification_metrics(y_true, y_pred, list(model_actions))
+    return {
+        "data": recording["data"],
+        "matched": matched,
+        "unmatched_folders": recording["unmatched_folders"],
         "signs_without_data": [a for a in model_actions if a not in matched.values()],
         "n": int(len(y_true)),
         "accuracy": correct / len(y_true),

@@ -16,6 +16,7 @@ the image's right, y down.
 """
 
 import os
+import shutil
 
 import numpy as np
 
@@ -321,8 +322,18 @@ def synth_arrays(actions=config.SPEC_ACTIONS, sequences=config.NUM_SEQUENCES, fr
 def write_mp_data(out_dir, actions=config.SPEC_ACTIONS, sequences=config.NUM_SEQUENCES,
                   frames=config.SEQUENCE_LENGTH, seed=0, left_handed_fraction=0.0):
     """Write out_dir/<Action>/<seq>/<frame>.npy (float64, as recording scripts write them)."""
-    if os.path.isdir(out_dir) and os.listdir(out_dir):
+    if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)):
         raise FileExistsError(f"{out_dir!r} is not empty; the synthetic signer writes only into a new folder")
+    if sequences < 1 or not actions:
+        raise ValueError(f"need at least one sign and one sequence per sign, got {len(actions)} and {sequences}")
     X, y = synth_arrays(actions, sequences, frames, seed, left_handed_fraction)
     names = [str(index % sequences) for index in range(len(y))]  # 0..sequences-1 per action
-    return data.write_tree(out_dir, X, [actions[label] for label in y], names)
+    # Written beside the target and renamed when complete: an interrupt leaves no half tree.
+    partial = out_dir.rstrip(os.sep) + ".partial"
+    if os.path.isdir(partial):
+        shutil.rmtree(partial)
+    data.write_tree(partial, X, [actions[label] for label in y], names)
+    if os.path.isdir(out_dir):
+        os.rmdir(out_dir)  # the empty folder the caller may have made
+    os.rename(partial, out_dir)
+    return out_dir

@@ -87,6 +87,8 @@ def prepare_run_dir(out, base=config.DEFAULT_RUNS_DIR):
         ) from None
     free = shutil.disk_usage(run_dir).free
     if free < MIN_FREE_BYTES:
+        if not os.listdir(run_dir):
+            os.rmdir(run_dir)  # leave no empty run folder behind
         raise OSError(
             f"only {free // 2**20} MB free on the disk of {run_dir!r}; a run needs about "
             f"{MIN_FREE_BYTES // 2**20} MB. Free some space or pass --out on another disk."
@@ -125,6 +127,16 @@ def default_verbose():
     return 1 if sys.stdout.isatty() else 2
 
 
+def _fit_rows(n):
+    """Rows that fit trains on: Keras' validation_split keeps the first floor(n * 0.85)."""
+    return int(np.floor(n * (1 - config.VALIDATION_SPLIT)))
+
+
+def _check_options(settings, dataset):
+    if settings.augment and dataset.num_features != config.NUM_FEATURES:
+        raise ValueError(f"--augment needs the 1662-value layout, the data has {dataset.num_features} values per frame")
+
+
 def fit_arguments(X_train, y_train, settings, seed):
     """x, y and validation for model.fit: the spec's validation_split, or with --augment the same
     validation rows held out explicitly and only the training rows augmented (a copy of a
@@ -134,7 +146,7 @@ def fit_arguments(X_train, y_train, settings, seed):
     from signtrain import preprocess
 
     # Keras' validation_split takes the last 15% of the rows: the same ones here.
-    split = int(len(X_train) * (1 - config.VALIDATION_SPLIT))
+    split = _fit_rows(len(X_train))
     x, y = preprocess.augment(X_train[:split], y_train[:split], np.random.default_rng(seed))
     return {"x": x, "y": y, "validation_data": (X_train[split:], y_train[split:])}
 
@@ -218,22 +230,26 @@ def train(settings, resume_dir=None):
     dataset = data.load_dataset(settings.data, settings.actions, any_layout=settings.any_layout)
     data_check = check.summarize(dataset)
     print(check.format_report(data_check))
-    errors = [p for p in data_check["problems"] if p["severity"] == "error"]
-    if errors:
-        raise ValueError("; ".join(f"{p['message']} (fix: {p['fix']})" for p in errors))
+    if check.errors(data_check):
+        raise ValueError("; ".join(f"{p['message']} (fix: {p['fix']})" for p in check.errors(data_check)))
     train_idx, test_idx = data.split_indices(dataset.y, seed=settings.seed)
-    if settings.test_data:  # a typo in --test-data must not wait until after training
-        evaluate.matched_folders(dataset.actions, settings.test_data, settings.aliases or ())
+    _check_options(settings, dataset)
+    import tensorflow as tf
+    from tensorflow import keras
+
+    keras.utils.set_random_seed(settings.seed)  # before the weights are made
+    net = model_lib.compile_model(
+        model_lib.build_model(len(dataset.actions), dataset.X.shape[1], dataset.num_features, settings.normalize)
+    )
+    # Everything that can refuse the input does so before a run folder exists.
+    recording = (evaluate.load_recording(dataset.actions, settings.test_data, settings.aliases or (),
+                                         settings.any_layout) if settings.test_data else None)
     run_dir = resume_dir or prepare_run_dir(settings.out)
     path = lambda name: os.path.join(run_dir, name)  # noqa: E731
     run_versions = versions()
     if not resume_dir:  # written first: it proves the folder is writable and says what is running
         _write_args(path(config.ARGS_FILE), settings, run_dir, dataset, run_versions)
 
-    import tensorflow as tf
-    from tensorflow import keras
-
-    keras.utils.set_random_seed(settings.seed)
     num_actions = len(dataset.actions)
     X_train, X_test = dataset.X[train_idx], dataset.X[test_idx]
     y_train = data.one_hot(dataset.y[train_idx], num_actions)
@@ -243,9 +259,6 @@ def train(settings, resume_dir=None):
         f"train {len(train_idx)} (of which {config.VALIDATION_SPLIT:.0%} validation), test {len(test_idx)}"
     )
 
-    net = model_lib.compile_model(
-        model_lib.build_model(num_actions, dataset.X.shape[1], dataset.num_features, settings.normalize)
-    )
     resumed = None
     if resume_dir:
         net, resumed = _resume_state(run_dir, net)
@@ -261,6 +274,9 @@ def train(settings, resume_dir=None):
             verbose=default_verbose() if settings.verbose is None else settings.verbose,
         ).history
     except KeyboardInterrupt:
+        if not os.path.exists(path(config.BEST_MODEL_FILE)):
+            raise TrainingInterrupted(f"interrupted before the first epoch ended: nothing to keep in {run_dir}; "
+                                      f"start a new run") from None
         export.atomic_write(path(LAST_MODEL_FILE), net.save)
         if os.path.exists(path(config.RESULTS_FILE)):
             evaluate.plot_history(_read_history(path(config.RESULTS_FILE)), path(config.HISTORY_PLOT_FILE))
@@ -296,7 +312,7 @@ def train(settings, resume_dir=None):
     evaluate.plot_history(history, path(config.HISTORY_PLOT_FILE))
     export.write_text(path(config.REPORT_FILE), report)
 
-    n_val = int(len(train_idx) * config.VALIDATION_SPLIT)
+    n_val = len(train_idx) - _fit_rows(len(train_idx))
     val_accuracy = history.get(config.MONITOR, [])
     metrics = {
         "test_accuracy": test_accuracy,
@@ -325,9 +341,8 @@ def train(settings, resume_dir=None):
         "versions": run_versions,
     }
     metrics["diagnostics"] = diagnose.diagnose(metrics, history)
-    if settings.test_data:
-        metrics["external_test"] = evaluate.evaluate_recording(
-            shipped, dataset.actions, settings.test_data, settings.aliases or (), settings.any_layout)
+    if recording:
+        metrics["external_test"] = evaluate.evaluate_recording(shipped, dataset.actions, recording)
     export.write_json(path(config.METRICS_FILE), metrics)
     tf.keras.backend.clear_session()
 
@@ -369,7 +384,13 @@ def settings_from_run(run_dir):
     if not os.path.exists(args_path):
         raise FileNotFoundError(f"{args_path} not found: --resume takes a run folder that signtrain started")
     with open(args_path, encoding="utf-8") as handle:
-        args = yaml.safe_load(handle)
+        try:
+            args = yaml.safe_load(handle)
+        except yaml.YAMLError as error:
+            raise ValueError(f"{args_path} is not readable YAML ({error}); --resume needs the args.yaml a run "
+                             f"wrote") from None
+    if not isinstance(args, dict) or "data" not in args:
+        raise ValueError(f"{args_path} does not hold a run's settings; --resume needs the args.yaml a run wrote")
     if os.path.exists(os.path.join(run_dir, config.MODEL_FILE)):
         raise FileExistsError(f"{run_dir} finished already ({config.MODEL_FILE} is there); nothing to resume")
     fields = {field.name for field in dataclasses.fields(TrainSettings)}
@@ -388,6 +409,7 @@ def cross_validate(settings, folds=5, repeats=1, out=None):
     if folds < 2 or repeats < 1:
         raise ValueError(f"--folds must be at least 2 and --repeats at least 1, got {folds} and {repeats}")
     dataset = data.load_dataset(settings.data, settings.actions, any_layout=settings.any_layout)
+    _check_options(settings, dataset)
     smallest = int(np.bincount(dataset.y).min())
     if smallest < folds:
         raise ValueError(f"--folds {folds} needs at least {folds} sequences of every sign; the smallest has "
