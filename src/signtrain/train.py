@@ -274,6 +274,11 @@ def train(settings, resume_dir=None):
             verbose=default_verbose() if settings.verbose is None else settings.verbose,
         ).history
     except KeyboardInterrupt:
+        # Ctrl-C may land in the middle of a checkpoint write: drop the unfinished temp file.
+        for name in os.listdir(run_dir):
+            if ".partial" in name:
+                temp = path(name)
+                shutil.rmtree(temp) if os.path.isdir(temp) else os.remove(temp)
         if not os.path.exists(path(config.BEST_MODEL_FILE)):
             raise TrainingInterrupted(f"interrupted before the first epoch ended: nothing to keep in {run_dir}; "
                                       f"start a new run") from None
