@@ -278,7 +278,10 @@ def train(settings, resume_dir=None):
         for name in os.listdir(run_dir):
             if ".partial" in name:
                 temp = path(name)
-                shutil.rmtree(temp) if os.path.isdir(temp) else os.remove(temp)
+                if os.path.isdir(temp):
+                    shutil.rmtree(temp)
+                else:
+                    os.remove(temp)
         if not os.path.exists(path(config.BEST_MODEL_FILE)):
             raise TrainingInterrupted(f"interrupted before the first epoch ended: nothing to keep in {run_dir}; "
                                       f"start a new run") from None
