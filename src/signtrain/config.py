@@ -4,8 +4,6 @@ Everything here comes from the user's spec. The live translator feeds the model 
 layout, so none of it may change silently: tests pin every number below.
 """
 
-import numpy as np
-
 # The spec's 10 signs, in the spec's order (the label index of each is its position here).
 SPEC_ACTIONS = (
     "Hello",
@@ -80,7 +78,3 @@ LOGS_DIR = "logs"
 
 DEFAULT_RUNS_DIR = "runs/train"
 
-
-def spec_actions_array():
-    """The spec's ACTIONS as the numpy array the notebook and `actions.npy` use."""
-    return np.array(SPEC_ACTIONS)

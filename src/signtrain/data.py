@@ -33,10 +33,6 @@ class Dataset:
     def num_features(self):
         return int(self.X.shape[2])
 
-    def counts(self):
-        """Usable sequences per action, in label order."""
-        return {action: int(np.sum(self.y == i)) for i, action in enumerate(self.actions)}
-
 
 def _is_ignored(name):
     return name in STRAY_NAMES or name.startswith(".")

@@ -17,6 +17,9 @@ from signtrain import config
 
 K = 1e4
 _LEFT_SHOULDER, _RIGHT_SHOULDER = 11, 12
+# x and y of each shoulder inside a frame (pose landmarks are 4 values each).
+_LEFT_XY = slice(_LEFT_SHOULDER * config.POSE_VALUES, _LEFT_SHOULDER * config.POSE_VALUES + 2)
+_RIGHT_XY = slice(_RIGHT_SHOULDER * config.POSE_VALUES, _RIGHT_SHOULDER * config.POSE_VALUES + 2)
 
 
 def _positions():
@@ -105,7 +108,7 @@ def normalize_numpy(X):
     X = np.asarray(X, dtype=np.float64)
     xs, ys, zs, _ = _positions()
     out = X.copy()
-    left, right = X[..., 44:46], X[..., 48:50]
+    left, right = X[..., _LEFT_XY], X[..., _RIGHT_XY]
     centre = (left + right) / 2
     width = np.linalg.norm(left - right, axis=-1, keepdims=True)
     width = np.where(width > 0, width, 1.0)
@@ -149,7 +152,7 @@ def _move(sequence, rng):
     angle = np.deg2rad(rng.uniform(-10, 10))
     scale = rng.uniform(0.85, 1.15)
     shift = rng.uniform(-0.05, 0.05, 2)
-    centre = (sequence[:, 44:46] + sequence[:, 48:50]) / 2  # shoulders of each frame
+    centre = (sequence[:, _LEFT_XY] + sequence[:, _RIGHT_XY]) / 2  # shoulders of each frame
     x, y = sequence[:, xs] - centre[:, :1], sequence[:, ys] - centre[:, 1:]
     seen = (sequence[:, xs] != 0) | (sequence[:, ys] != 0)
     out = sequence.copy()
