@@ -1,6 +1,6 @@
 """How the spec's model does on a person it never saw, measured on ../shared/realdata.
 
-    python bench/real_signers.py [--folds 5] [--epochs 200] [--quick] [--skip-kfold]
+    python bench/real_signers.py [--folds 5] [--epochs 200] [--jobs 2] [--quick] [--skip-kfold]
 
 Three public recordings share the signs hello, no, thanks, yes (under slightly different folder
 names). For each signer: train on the other two, test on this one (the live-demo situation);
@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
@@ -57,6 +58,34 @@ def quietly(function, *args, **kwargs):
         return function(*args, **kwargs)
 
 
+def run_task(task):
+    """One training: ("cross", held-out signer) or ("kfold", recording), under one configuration.
+
+    Self-contained (it writes its own data) so that tasks can run in separate processes.
+    """
+    label, kind, name, realdata, epochs, folds = task
+    options = CONFIGURATIONS[label]
+    with tempfile.TemporaryDirectory() as work:
+        os.chdir(work)
+        if kind == "cross":
+            others = [signer for signer in SIGNERS if signer != name]
+            train_dir = write_signers(realdata, others, os.path.join(work, "train"))
+            test_dir = write_signers(realdata, [name], os.path.join(work, "test"))
+            settings = TrainSettings(data=train_dir, epochs=epochs, test_data=test_dir, **options)
+            _, metrics = quietly(train, settings)
+            result = (metrics["external_test"]["accuracy"], metrics["test_accuracy"])
+            message = (f"{label}: trained on {' + '.join(others)}, {name}: {result[0]:.1%} "
+                       f"(own test split {result[1]:.1%})")
+        else:
+            tree = write_signers(realdata, [name], os.path.join(work, "kfold"))
+            settings = TrainSettings(data=tree, epochs=epochs, **options)
+            _, summary = quietly(cross_validate, settings, folds=folds)
+            result = (summary["mean_test_accuracy"], None)
+            message = f"{label}: {folds}-fold on {name}: {result[0]:.1%}"
+    print(message, flush=True)
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--realdata", default=os.path.join(os.path.dirname(REPO), "shared", "realdata"))
@@ -66,6 +95,8 @@ def main():
     parser.add_argument("--skip-kfold", action="store_true")
     parser.add_argument("--configs", default=",".join(CONFIGURATIONS),
                         help=f"comma-separated subset of: {', '.join(CONFIGURATIONS)}")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="trainings at a time, each in its own process (accuracies only: no timing here)")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.configs.split(",")]
     unknown = [name for name in chosen if name not in CONFIGURATIONS]
@@ -73,41 +104,35 @@ def main():
         parser.error(f"unknown configurations {unknown}; choose from {list(CONFIGURATIONS)}")
     if args.quick:
         args.epochs, args.folds = 2, 2
-    rows = []
-    with tempfile.TemporaryDirectory() as work:
-        os.chdir(work)
-        for label in chosen:
-            options = CONFIGURATIONS[label]
-            cross = []
-            for held_out in SIGNERS:
-                others = [name for name in SIGNERS if name != held_out]
-                train_dir = write_signers(args.realdata, others, os.path.join(work, f"train_{len(rows)}_{held_out}"))
-                test_dir = write_signers(args.realdata, [held_out], os.path.join(work, f"test_{len(rows)}_{held_out}"))
-                settings = TrainSettings(data=train_dir, epochs=args.epochs, test_data=test_dir, **options)
-                _, metrics = quietly(train, settings)
-                cross.append((held_out, metrics["external_test"]["accuracy"], metrics["test_accuracy"]))
-                print(f"{label}: trained on {' + '.join(others)}, {held_out}: "
-                      f"{cross[-1][1]:.1%} (own test split {cross[-1][2]:.1%})", flush=True)
-            kfold = []
-            if not args.skip_kfold:
-                for name in SIGNERS:
-                    tree = write_signers(args.realdata, [name], os.path.join(work, f"kfold_{len(rows)}_{name}"))
-                    settings = TrainSettings(data=tree, epochs=args.epochs, **options)
-                    _, summary = quietly(cross_validate, settings, folds=args.folds)
-                    kfold.append((name, summary["mean_test_accuracy"]))
-                    print(f"{label}: {args.folds}-fold on {name}: {kfold[-1][1]:.1%}", flush=True)
-            rows.append((label, cross, kfold))
+    realdata = os.path.abspath(args.realdata)
+    tasks = [(label, "cross", name, realdata, args.epochs, args.folds) for label in chosen for name in SIGNERS]
+    if not args.skip_kfold:
+        tasks += [(label, "kfold", name, realdata, args.epochs, args.folds) for label in chosen for name in SIGNERS]
+    started = time.perf_counter()
+    if args.jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: a forked TensorFlow runtime is not safe to use.
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = dict(zip(tasks, pool.map(run_task, tasks)))
+    else:
+        results = {task: run_task(task) for task in tasks}
 
     print(f"\n# Real signers: hello, no, thanks, yes ({datetime.date.today()})\n")
     print(f"versions: {json.dumps({k: v for k, v in versions().items() if k != 'platform'})}; epochs {args.epochs}, "
-          f"folds {args.folds}{' (QUICK: numbers mean nothing)' if args.quick else ''}\n")
+          f"folds {args.folds}{' (QUICK: numbers mean nothing)' if args.quick else ''}; "
+          f"{time.perf_counter() - started:.0f} s with --jobs {args.jobs}\n")
     header = ["configuration"] + [f"test on {name.split('_')[0]}" for name in SIGNERS] + ["cross-signer mean"]
     if not args.skip_kfold:
         header += [f"{args.folds}-fold {name.split('_')[0]}" for name in SIGNERS]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-    for label, cross, kfold in rows:
-        cells = [f"{accuracy:.1%}" for _, accuracy, _ in cross] + [f"{np.mean([c[1] for c in cross]):.1%}"]
-        cells += [f"{accuracy:.1%}" for _, accuracy in kfold]
+    for label in chosen:
+        cross = [results[(label, "cross", name, realdata, args.epochs, args.folds)][0] for name in SIGNERS]
+        cells = [f"{accuracy:.1%}" for accuracy in cross] + [f"{np.mean(cross):.1%}"]
+        if not args.skip_kfold:
+            cells += [f"{results[(label, 'kfold', name, realdata, args.epochs, args.folds)][0]:.1%}"
+                      for name in SIGNERS]
         print("| " + " | ".join([label] + cells) + " |")
     print("\nChance is 25% (4 signs).")
 

@@ -111,6 +111,36 @@ def test_augment_mirrors_moves_and_retimes_without_inventing_parts(frames):
     assert not np.allclose(X_aug[4:8], X)
 
 
+def test_face_mirror_pairs_are_found_from_a_symmetric_mesh():
+    rng = np.random.default_rng(5)
+    half = rng.uniform([0.01, -0.1], [0.08, 0.1], (config.FACE_LANDMARKS // 2, 2))
+    template = np.concatenate([half, half * [-1, 1]])
+    shuffled = rng.permutation(config.FACE_LANDMARKS)  # partners at unrelated indices, as in the real mesh
+    template = template[shuffled]
+    partner = np.argsort(shuffled)[(shuffled + config.FACE_LANDMARKS // 2) % config.FACE_LANDMARKS]
+    frames = np.zeros((40, config.NUM_FEATURES))
+    for frame in frames:  # the head moves and the landmarks jitter a little from frame to frame
+        points = template + rng.uniform(0.3, 0.6, 2) + rng.normal(0, 0.0005, template.shape)
+        frame[config.block_slice("face")] = np.concatenate([points, np.zeros((len(points), 1))], axis=1).ravel()
+    order = preprocess.face_mirror_order(frames[None])
+    np.testing.assert_array_equal(order, partner)
+    np.testing.assert_array_equal(order[order], np.arange(config.FACE_LANDMARKS))  # pairs: an involution
+    sequence = frames[:30]
+    np.testing.assert_allclose(preprocess._mirror(preprocess._mirror(sequence, order), order), sequence, atol=1e-12)
+    assert np.array_equal(preprocess.face_mirror_order(np.zeros((1, 30, config.NUM_FEATURES))),
+                          np.arange(config.FACE_LANDMARKS))  # no face seen: nothing to swap
+
+
+def test_face_mirror_pairs_on_real_mediapipe_meshes():
+    """MediaPipe's mesh: 33/263 are the outer eye corners, 61/291 the mouth corners, 1 the nose tip."""
+    from conftest import realdata_file
+
+    recording = np.load(realdata_file("lujamanandhar_10signs.npz"))["X"][:60]
+    order = preprocess.face_mirror_order(recording)
+    assert (order[33], order[263], order[61], order[291], order[1]) == (263, 33, 291, 61, 1)
+    assert np.mean(order[order] == np.arange(config.FACE_LANDMARKS)) > 0.95
+
+
 def test_augmented_training_never_sees_the_validation_rows(frames):
     from signtrain.train import TrainSettings, fit_arguments
 

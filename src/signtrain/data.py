@@ -13,7 +13,7 @@ import os
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from signtrain import config
+from signtrain import cache, config
 
 # Files and folders that operating systems and tools leave in data folders; never actions.
 STRAY_NAMES = {".DS_Store", "desktop.ini", "Thumbs.db", ".ipynb_checkpoints", "__MACOSX"}
@@ -215,23 +215,25 @@ def layout_problem(X, example):
     return None
 
 
-def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH, any_layout=False):
+def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH, any_layout=False, use_cache=True):
     """Read every usable sequence of the given actions (default: resolve_actions).
 
     Frames of another layout than the data contract are refused (ValueError) unless any_layout.
     """
     actions = resolve_actions(data_dir, actions)
     notes, skipped, arrays, labels, sequences = [], [], [], [], []
-    for label, action in enumerate(actions):
-        action_dir = os.path.join(data_dir, action)
-        for name in _sequence_folders(action_dir, notes):
-            result = load_sequence(os.path.join(action_dir, name), sequence_length)
-            if isinstance(result, str):
-                skipped.append({"action": action, "sequence": name, "reason": result})
-                continue
-            arrays.append(result)
-            labels.append(label)
-            sequences.append((action, name))
+    found = [(label, action, name) for label, action in enumerate(actions)
+             for name in _sequence_folders(os.path.join(data_dir, action), notes)]
+    # Read in parallel; unchanged sequences come from the packed cache beside the data (signtrain.cache).
+    results, _ = cache.load_sequences(data_dir, [os.path.join(data_dir, action, name) for _, action, name in found],
+                                      load_sequence, sequence_length, use_cache=use_cache)
+    for (label, action, name), result in zip(found, results):
+        if isinstance(result, str):
+            skipped.append({"action": action, "sequence": name, "reason": result})
+            continue
+        arrays.append(result)
+        labels.append(label)
+        sequences.append((action, name))
 
     if not arrays:
         raise ValueError(

@@ -128,8 +128,33 @@ _POSE_MIRROR_PAIRS = [(1, 4), (2, 5), (3, 6), (7, 8), (9, 10), (11, 12), (13, 14
                       (19, 20), (21, 22), (23, 24), (25, 26), (27, 28), (29, 30), (31, 32)]
 
 
-def _mirror(sequence):
-    """The same signing by a mirror-image signer: x -> 1 - x, left and right swapped."""
+def face_mirror_order(X):
+    """For each face-mesh landmark, the index of the landmark at its mirror position.
+
+    The mesh's left/right pairs are found from the data itself, not from a table: the average face
+    shape of the frames (each frame's face centred) is mirrored, and each landmark is matched to
+    the nearest mirrored one (an optimal one-to-one assignment). On MediaPipe's symmetric mesh
+    this pairs the left eye's landmarks with the right eye's, and keeps the midline in place.
+    Identity when no frame has a face.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    faces = np.asarray(X)[..., config.block_slice("face")].reshape(-1, config.FACE_LANDMARKS, 3)[..., :2]
+    faces = faces[np.any(faces != 0, axis=(1, 2))]
+    if not len(faces):
+        return np.arange(config.FACE_LANDMARKS)
+    template = (faces - faces.mean(axis=1, keepdims=True)).mean(axis=0)
+    mirrored = template * np.array([-1.0, 1.0])
+    cost = ((template[:, None, :] - mirrored[None, :, :]) ** 2).sum(axis=-1)
+    rows, columns = linear_sum_assignment(cost)
+    order = np.empty(config.FACE_LANDMARKS, dtype=int)
+    order[rows] = columns
+    return order
+
+
+def _mirror(sequence, face_order=None):
+    """The same signing by a mirror-image signer: x -> 1 - x, left and right swapped (pose pairs,
+    hands, and the face mesh's pairs when face_order, from face_mirror_order, is given)."""
     out = sequence.copy()
     xs, _, _, _ = _positions()
     seen = out[:, xs] != 0
@@ -138,8 +163,9 @@ def _mirror(sequence):
     for left, right in _POSE_MIRROR_PAIRS:
         pose[:, [left, right]] = pose[:, [right, left]]
     out[:, config.block_slice("pose")] = pose.reshape(len(out), -1)
-    # The face mesh is left as it is (mirrored x, same indices): an approximation; it mostly
-    # tells where the head is, which the mirror gets right.
+    if face_order is not None:
+        face = out[:, config.block_slice("face")].reshape(len(out), config.FACE_LANDMARKS, 3)
+        out[:, config.block_slice("face")] = face[:, face_order].reshape(len(out), -1)
     left_hand = out[:, config.block_slice("left_hand")].copy()
     out[:, config.block_slice("left_hand")] = out[:, config.block_slice("right_hand")]
     out[:, config.block_slice("right_hand")] = left_hand
@@ -177,8 +203,9 @@ def _retime(sequence, rng):
 def augment(X, y, rng, copies=2):
     """X plus `copies` altered takes of every sequence (half of them mirrored), with their labels."""
     extra = []
+    face_order = face_mirror_order(X)
     for _ in range(copies):
         for sequence in X:
-            take = _mirror(sequence) if rng.uniform() < 0.5 else sequence
+            take = _mirror(sequence, face_order) if rng.uniform() < 0.5 else sequence
             extra.append(_retime(_move(take, rng), rng))
     return np.concatenate([X, np.stack(extra).astype(X.dtype)]), np.concatenate([y] * (copies + 1))

@@ -5,6 +5,7 @@ The loop is the spec's: model.fit with validation_split=0.15, EarlyStopping on
 val_categorical_accuracy with restore_best_weights, ModelCheckpoint(best_model.h5), TensorBoard.
 """
 
+import contextlib
 import csv
 import dataclasses
 import logging
@@ -12,11 +13,12 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 import time
 
 import numpy as np
 
-from signtrain import __version__, check, config, data, diagnose, evaluate, export
+from signtrain import __version__, check, config, data, diagnose, distribute, evaluate, export, fast
 from signtrain import model as model_lib
 
 
@@ -34,6 +36,8 @@ class TrainSettings:
     augment: bool = False  # mirrored, moved and re-timed copies of the training sequences
     test_data: str = None  # another recording to evaluate the finished model on
     aliases: list = None  # [(name, name)] declared the same sign when matching test_data folders
+    fast: bool = None  # the fast CPU training path (signtrain.fast); None: on without a GPU
+    strategy: str = "none"  # tf.distribute: none, mirrored or multiworker (signtrain.distribute)
     verbose: int = None  # None: a progress bar on a terminal, one line per epoch otherwise
 
     def validate(self):
@@ -41,6 +45,8 @@ class TrainSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < (0 if name == "patience" else 1):
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive whole number, got {value!r}")
+        if self.strategy not in distribute.STRATEGIES:
+            raise ValueError(f"--strategy {self.strategy!r} is not one of {', '.join(distribute.STRATEGIES)}")
 
 
 class TrainingInterrupted(Exception):
@@ -151,6 +157,45 @@ def fit_arguments(X_train, y_train, settings, seed):
     return {"x": x, "y": y, "validation_data": (X_train[split:], y_train[split:])}
 
 
+def _resolved(settings):
+    """The settings with the automatic choices made (recorded as such in args.yaml)."""
+    settings.validate()
+    # Under a tf.distribute strategy Keras' own loop runs (on GPUs it is the cuDNN kernel anyway).
+    use_fast = settings.strategy == "none" and (fast.available() if settings.fast is None else settings.fast)
+    return dataclasses.replace(settings, fast=use_fast)
+
+
+def _new_model(settings, num_actions, dataset, strategy):
+    """The compiled spec model, its variables made under the strategy's scope when there is one."""
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        return model_lib.compile_model(
+            model_lib.build_model(num_actions, dataset.X.shape[1], dataset.num_features, settings.normalize))
+
+
+def _fit(net, arguments, settings, seed, **kwargs):
+    """net.fit on fit_arguments(): Keras' own loop, or the fast CPU path (signtrain.fast) on the same
+    rows, the same validation rows and the same batch size."""
+    replicas = net.distribute_strategy.num_replicas_in_sync
+    if not settings.fast and replicas == 1:
+        return net.fit(**arguments, batch_size=settings.batch_size, **kwargs)
+    x, y = arguments["x"], arguments["y"]
+    validation = arguments.get("validation_data")
+    if validation is None:  # the rows validation_split would take
+        split = _fit_rows(len(x))
+        x, y, validation = x[:split], y[:split], (x[split:], y[split:])
+    if settings.fast:
+        fast.install(net)
+        # shuffle=False: the pipeline shuffles itself (Keras would only warn that it ignores shuffle).
+        return net.fit(**fast.datasets(x, y, validation, settings.batch_size, seed), shuffle=False, **kwargs)
+    # --batch-size is per replica: with N devices each step takes N batches, gradients averaged.
+    # Keras 3.15 builds the model under a strategy from the first validation batch split across the
+    # replicas and fails when that split is uneven: that first batch is made a multiple of N.
+    batch_size = settings.batch_size * replicas
+    validation_batch = max(replicas, min(batch_size, len(validation[0])) // replicas * replicas)
+    return net.fit(x=x, y=y, validation_data=validation, batch_size=batch_size,
+                   validation_batch_size=validation_batch, **kwargs)
+
+
 def _callbacks(keras, path, settings, resumed):
     """The spec's callbacks, made safe to interrupt and to resume."""
 
@@ -226,7 +271,7 @@ def train(settings, resume_dir=None):
 
     resume_dir: an interrupted run folder to continue (its args.yaml gives the settings).
     """
-    settings.validate()
+    settings = _resolved(settings)
     dataset = data.load_dataset(settings.data, settings.actions, any_layout=settings.any_layout)
     data_check = check.summarize(dataset)
     print(check.format_report(data_check))
@@ -237,14 +282,19 @@ def train(settings, resume_dir=None):
     import tensorflow as tf
     from tensorflow import keras
 
+    strategy = distribute.make_strategy(settings.strategy)
+    if strategy:
+        print(f"tf.distribute {settings.strategy}: {strategy.num_replicas_in_sync} replicas, "
+              f"{strategy.num_replicas_in_sync * settings.batch_size} sequences per step")
     keras.utils.set_random_seed(settings.seed)  # before the weights are made
-    net = model_lib.compile_model(
-        model_lib.build_model(len(dataset.actions), dataset.X.shape[1], dataset.num_features, settings.normalize)
-    )
+    net = _new_model(settings, len(dataset.actions), dataset, strategy)
     # Everything that can refuse the input does so before a run folder exists.
     recording = (evaluate.load_recording(dataset.actions, settings.test_data, settings.aliases or (),
                                          settings.any_layout) if settings.test_data else None)
-    run_dir = resume_dir or prepare_run_dir(settings.out)
+    if distribute.is_chief():
+        run_dir = resume_dir or prepare_run_dir(settings.out)
+    else:  # another worker of a multi-worker run: the chief writes the run folder
+        run_dir = tempfile.mkdtemp(prefix="signtrain_worker_")
     path = lambda name: os.path.join(run_dir, name)  # noqa: E731
     run_versions = versions()
     if not resume_dir:  # written first: it proves the folder is writable and says what is running
@@ -261,15 +311,18 @@ def train(settings, resume_dir=None):
 
     resumed = None
     if resume_dir:
-        net, resumed = _resume_state(run_dir, net)
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            net, resumed = _resume_state(run_dir, net)
         print(f"resuming {run_dir} after epoch {resumed['epochs_done']}")
     started = time.perf_counter()
     try:
-        new_history = net.fit(
-            **fit_arguments(X_train, y_train, settings, settings.seed),
+        new_history = _fit(
+            net,
+            fit_arguments(X_train, y_train, settings, settings.seed),
+            settings,
+            seed=settings.seed,
             epochs=settings.epochs,
             initial_epoch=resumed["epochs_done"] if resumed else 0,
-            batch_size=settings.batch_size,
             callbacks=_callbacks(keras, path, settings, resumed),
             verbose=default_verbose() if settings.verbose is None else settings.verbose,
         ).history
@@ -353,6 +406,8 @@ def train(settings, resume_dir=None):
         metrics["external_test"] = evaluate.evaluate_recording(shipped, dataset.actions, recording)
     export.write_json(path(config.METRICS_FILE), metrics)
     tf.keras.backend.clear_session()
+    if not distribute.is_chief():
+        shutil.rmtree(run_dir, ignore_errors=True)
 
     print(report)
     print(diagnose.format_diagnostics(metrics["diagnostics"]))
@@ -413,7 +468,7 @@ def cross_validate(settings, folds=5, repeats=1, out=None):
     """
     from sklearn.model_selection import RepeatedStratifiedKFold
 
-    settings.validate()
+    settings = _resolved(settings)
     if folds < 2 or repeats < 1:
         raise ValueError(f"--folds must be at least 2 and --repeats at least 1, got {folds} and {repeats}")
     dataset = data.load_dataset(settings.data, settings.actions, any_layout=settings.any_layout)
@@ -425,18 +480,20 @@ def cross_validate(settings, folds=5, repeats=1, out=None):
     run_dir = prepare_run_dir(out, base=os.path.join(os.path.dirname(config.DEFAULT_RUNS_DIR), "cv"))
     from tensorflow import keras
 
+    strategy = distribute.make_strategy(settings.strategy)
     num_actions = len(dataset.actions)
     splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=settings.seed)
     results, recalls, pooled = [], [], np.zeros((num_actions, num_actions), int)
     for index, (train_idx, test_idx) in enumerate(splitter.split(dataset.X, dataset.y)):
         keras.utils.set_random_seed(settings.seed + index)
-        net = model_lib.compile_model(
-            model_lib.build_model(num_actions, dataset.X.shape[1], dataset.num_features, settings.normalize))
-        history = net.fit(
-            **fit_arguments(dataset.X[train_idx], data.one_hot(dataset.y[train_idx], num_actions), settings,
-                            settings.seed + index),
+        net = _new_model(settings, num_actions, dataset, strategy)
+        history = _fit(
+            net,
+            fit_arguments(dataset.X[train_idx], data.one_hot(dataset.y[train_idx], num_actions), settings,
+                          settings.seed + index),
+            settings,
+            seed=settings.seed + index,
             epochs=settings.epochs,
-            batch_size=settings.batch_size,
             callbacks=[keras.callbacks.EarlyStopping(monitor=config.MONITOR, patience=settings.patience,
                                                      restore_best_weights=True)],
             verbose=0,

@@ -1,0 +1,86 @@
+"""Loading an MP_Data tree: the naive nested loop against signtrain's parallel, cached loader.
+
+    python bench/load_speed.py [--sequences 30] [--data DIR] [--quick]
+
+Writes the demo's synthetic set (10 signs x 30 sequences x 30 frames = 9,000 .npy files) to a
+temp folder (or reads --data), then times, in one run:
+- naive: for action, for sequence, for frame: np.load (the spec notebook's loop);
+- cold: signtrain.data.load_dataset without a cache (threads, every file read);
+- first: load_dataset with the cache on and none there yet (reads the files and writes the cache);
+- cached: load_dataset again (the packed cache, every folder's signature checked).
+All must give the same X; last line `ratio: N.NN` (naive / cached). The OS file cache is warm for
+all of them (the files were just written or read), which favours the naive loop: on a laptop's
+cold disk, and on Windows, each file open costs far more than here.
+--quick (CI) uses 10 signs x 3 sequences to prove the script works: its numbers mean nothing.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "src"))
+
+from signtrain import cache, config, data, synth  # noqa: E402
+
+
+def naive_load(data_dir, actions, sequence_length=config.SEQUENCE_LENGTH):
+    sequences = []
+    for action in actions:
+        for name in sorted(os.listdir(os.path.join(data_dir, action)), key=int):
+            frames = [np.load(os.path.join(data_dir, action, name, f"{index}.npy")) for index in range(sequence_length)]
+            sequences.append(frames)
+    return np.array(sequences, dtype=np.float32)
+
+
+def timed(function, *args, **kwargs):
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - started
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sequences", type=int, default=config.NUM_SEQUENCES, help="per sign")
+    parser.add_argument("--data", default=None, help="an existing MP_Data folder to time instead (not modified "
+                                                     "except for its cache file)")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    work = tempfile.mkdtemp()
+    try:
+        data_dir = args.data
+        if data_dir is None:
+            data_dir = synth.write_mp_data(os.path.join(work, "MP_Data"), sequences=3 if args.quick else args.sequences)
+            # Folders changed in the last seconds are read but not cached (signtrain.cache.RACY_SECONDS).
+            time.sleep(cache.RACY_SECONDS + 0.5)
+        actions = data.resolve_actions(data_dir)
+        cache_path = os.path.join(data_dir, cache.CACHE_FILE)
+        if os.path.exists(cache_path):
+            os.remove(cache_path)
+        files = sum(len(files) for _, _, files in os.walk(data_dir))
+        naive, naive_seconds = timed(naive_load, data_dir, actions)
+        cold, cold_seconds = timed(data.load_dataset, data_dir, actions, use_cache=False)
+        first, first_seconds = timed(data.load_dataset, data_dir, actions)
+        cached, cached_seconds = timed(data.load_dataset, data_dir, actions)
+        for name, dataset in (("cold", cold), ("first", first), ("cached", cached)):
+            if not np.array_equal(dataset.X, naive):
+                raise SystemExit(f"{name} load differs from the naive loop")
+        print(f"{files} files, {len(naive)} sequences, {os.cpu_count()} CPUs, "
+              f"{cache.default_workers()} reader threads; cache {os.path.getsize(cache_path) / 1e6:.1f} MB"
+              f"{' (QUICK: numbers mean nothing)' if args.quick else ''}")
+        print(f"naive nested loop            {naive_seconds:7.3f} s")
+        print(f"signtrain, no cache          {cold_seconds:7.3f} s  ({naive_seconds / cold_seconds:.2f}x)")
+        print(f"signtrain, writing the cache {first_seconds:7.3f} s  ({naive_seconds / first_seconds:.2f}x)")
+        print(f"signtrain, from the cache    {cached_seconds:7.3f} s  ({naive_seconds / cached_seconds:.2f}x)")
+        print(f"ratio: {naive_seconds / cached_seconds:.2f}")
+    finally:
+        shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Seconds per epoch: a plain model.fit against signtrain's training path, same data, same seed.
+
+    python bench/train_speed.py [--epochs 200] [--sequences 30] [--seeds 42,1,2] [--quick]
+
+Both train the spec's model from the same initial weights on the same synthetic set (the demo's
+signer, 10 signs x 30 sequences, spec shape), the same 90/10 split, batch 16, validation_split
+0.15 and EarlyStopping(patience 30, restore best):
+- naive: model.fit on the float64 arrays np.load gives, Keras' own LSTM loop;
+- signtrain: what `signtrain train` runs on a CPU (signtrain.fast).
+For each seed (initial weights, shuffling, dropout; the split stays the spec's) the two run one
+after the other, so that load on the machine hits both alike. Prints each run's median seconds per
+epoch (the first epoch, which traces the graph, left out), epochs, best validation and test
+accuracy (inference mode); then the median over the runs, the mean accuracies with their spread
+over seeds (they must agree within that spread), how far the fast path is from the machine's fp32
+matrix-product rate, and last `ratio: N.NN` (naive / signtrain median seconds per epoch).
+--quick (CI) runs 3 epochs of a small set only to prove the script works: its numbers mean nothing.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "src"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from signtrain import config, data, synth  # noqa: E402
+from signtrain import model as model_lib  # noqa: E402
+from signtrain.train import TrainSettings, _fit, fit_arguments, versions  # noqa: E402
+
+
+def training_flops_per_sample(sequence_length, num_features, num_actions):
+    """Multiply-adds x 2 of one sample's forward and backward pass through the matrix products.
+
+    Backward = the weight gradients (as many FLOPs as the forward) + the input gradients (the same
+    again, except for the first layer, whose input is data). Element-wise ops are left out.
+    """
+    forward = backward = 0
+    inputs = num_features
+    for index, (units, _) in enumerate(config.LSTM_LAYERS):
+        projection = 2 * sequence_length * inputs * 4 * units
+        recurrent = 2 * sequence_length * units * 4 * units
+        forward += projection + recurrent
+        backward += projection + recurrent + recurrent + (projection if index else 0)
+        inputs = units
+    for units in list(config.DENSE_UNITS) + [num_actions]:
+        forward += 2 * inputs * units
+        backward += 2 * 2 * inputs * units
+        inputs = units
+    return forward, backward
+
+
+def matmul_rate(repeats=20):
+    """The machine's fp32 matrix-product rate (FLOP/s) on the first layer's projection shape."""
+    import tensorflow as tf
+
+    a = tf.random.normal((16 * config.SEQUENCE_LENGTH, config.NUM_FEATURES))
+    b = tf.random.normal((config.NUM_FEATURES, 256))
+
+    @tf.function
+    def products(a, b):
+        total = tf.zeros((), tf.float32)
+        for index in range(repeats):
+            # A different right-hand side each time: otherwise the graph optimizer computes it once.
+            total += tf.reduce_sum(tf.matmul(a, b + float(index)))
+        return total
+
+    products(a, b).numpy()
+    started = time.perf_counter()
+    products(a, b).numpy()
+    seconds = time.perf_counter() - started
+    return repeats * 2 * a.shape[0] * a.shape[1] * b.shape[1] / seconds
+
+
+def run(label, X_train, y_train, X_test, y_test, epochs, patience, fast_path, seed):
+    from tensorflow import keras
+
+    keras.utils.set_random_seed(seed)
+    net = model_lib.compile_model(model_lib.build_model(y_train.shape[1]))
+    seconds = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds.append(time.perf_counter() - self.started)
+
+    callbacks = [Timer(), keras.callbacks.EarlyStopping(monitor=config.MONITOR, patience=patience,
+                                                        restore_best_weights=True)]
+    settings = TrainSettings(data="unused", epochs=epochs, fast=fast_path)
+    if fast_path:
+        history = _fit(net, fit_arguments(X_train, y_train, settings, seed), settings, seed,
+                       epochs=epochs, callbacks=callbacks, verbose=0).history
+    else:  # what a plain script does: the float64 arrays as loaded, validation_split, Keras' loop
+        history = net.fit(X_train.astype(np.float64), y_train, validation_split=config.VALIDATION_SPLIT,
+                          batch_size=config.DEFAULT_BATCH_SIZE, epochs=epochs, callbacks=callbacks,
+                          verbose=0).history
+    test_accuracy = float(np.mean(net.predict(X_test, verbose=0).argmax(axis=1) == y_test))
+    per_epoch = float(np.median(seconds[1:] if len(seconds) > 1 else seconds))
+    print(f"seed {seed:>3} {label:>9}: {per_epoch:.3f} s/epoch (first epoch {seconds[0]:.1f} s), {len(seconds)} epochs, "
+          f"{sum(seconds):.0f} s; best val accuracy {max(history[config.MONITOR]):.1%}, "
+          f"test accuracy {test_accuracy:.1%}", flush=True)
+    keras.backend.clear_session()
+    return per_epoch, max(history[config.MONITOR]), test_accuracy
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=config.DEFAULT_EPOCHS)
+    parser.add_argument("--sequences", type=int, default=config.NUM_SEQUENCES, help="per sign")
+    parser.add_argument("--seeds", default=f"{config.DEFAULT_SEED},1,2", help="training seeds, comma-separated")
+    parser.add_argument("--quick", action="store_true", help="3 epochs, 10 sequences per sign, one seed")
+    args = parser.parse_args()
+    if args.quick:
+        args.epochs, args.sequences, args.seeds = 3, 10, str(config.DEFAULT_SEED)
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+
+    X, y = synth.synth_arrays(sequences=args.sequences, seed=0)
+    train_idx, test_idx = data.split_indices(y, seed=config.DEFAULT_SEED)
+    num_actions = len(config.SPEC_ACTIONS)
+    X_train, y_train = X[train_idx].astype(np.float32), data.one_hot(y[train_idx], num_actions)
+    X_test, y_test = X[test_idx].astype(np.float32), y[test_idx]
+    print(f"{len(y)} synthetic sequences {X.shape[1:]}, train {len(train_idx)} (15% of it validation), "
+          f"test {len(test_idx)}, batch {config.DEFAULT_BATCH_SIZE}, up to {args.epochs} epochs; "
+          f"{versions()['tensorflow']} on {os.cpu_count()} CPUs")
+    results = {"naive": [], "signtrain": []}
+    for seed in seeds:
+        for label, fast_path in (("naive", False), ("signtrain", True)):
+            results[label].append(run(label, X_train, y_train, X_test, y_test, args.epochs, config.DEFAULT_PATIENCE,
+                                      fast_path, seed))
+    for label, runs in results.items():
+        seconds, validation, test = (np.array(column) for column in zip(*runs))
+        print(f"{label:>9} over {len(runs)} seeds: median {np.median(seconds):.3f} s/epoch; best val accuracy "
+              f"{validation.mean():.1%} (sd {validation.std():.1%}), test accuracy {test.mean():.1%} "
+              f"(sd {test.std():.1%})")
+    naive = float(np.median([run[0] for run in results["naive"]]))
+    ours = float(np.median([run[0] for run in results["signtrain"]]))
+
+    forward, backward = training_flops_per_sample(X.shape[1], X.shape[2], num_actions)
+    fit_rows = int(np.floor(len(train_idx) * (1 - config.VALIDATION_SPLIT)))
+    epoch_flops = fit_rows * (forward + backward) + (len(train_idx) - fit_rows) * forward
+    rate = matmul_rate()
+    floor = epoch_flops / rate
+    print(f"FLOPs per training sample {(forward + backward) / 1e6:.0f} M (forward {forward / 1e6:.0f} M); "
+          f"per epoch {epoch_flops / 1e9:.1f} G; fp32 matmul rate {rate / 1e9:.0f} GFLOP/s -> floor "
+          f"{floor:.3f} s/epoch: naive is {naive / floor:.1f}x above it, signtrain {ours / floor:.1f}x")
+    print(f"ratio: {naive / ours:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,239 @@
+"""Faster training of the spec's model on a CPU: same layers, same weights, same math.
+
+Keras runs an LSTM on the CPU as a loop that, at every one of the 30 time steps, multiplies that
+step's input by the input kernel and lets autodiff record every small op. For the first layer that
+input projection (1662 -> 256) is most of the network's FLOPs, and the per-op overhead of a few
+thousand small ops per batch is most of the rest. Here, only during training:
+
+- the first LSTM's input projection is one matrix product over all 30 steps (what the cuDNN
+  kernel does on a GPU), and its weight gradient one product too; the other two LSTMs run forward
+  in TensorFlow's fused BlockLSTMV2 kernel (all steps in one op);
+- the backward pass through time is written out, with each weight gradient one product over all
+  steps instead of 30 small ones, and the first layer's unneeded input gradient never computed;
+- float32 batches come from a tf.data pipeline, 16 steps run per call (steps_per_execution), and
+  validation (inference mode) runs in batches of 256.
+
+Nothing else changes: the model object is the spec's Sequential (or the --normalize functional
+model) with the spec's layers and variables, BatchNorm, Dropout and Dense layers run as themselves,
+and what is saved, evaluated and shipped is that model, run by Keras' own code. Only the model's
+train_step is replaced, and only on a CPU: on a GPU Keras already uses the fused cuDNN kernel.
+"""
+
+import numpy as np
+
+
+def _lstm_forward_backward(tf, units, return_sequences, needs_input_gradient):
+    """A function (x, kernel, recurrent_kernel, bias) -> the LSTM layer's output, with its gradient.
+
+    The math is Keras' LSTMCell: gates in the order input, forget, cell, output; sigmoid gates,
+    tanh activation, zero initial state.
+
+    Forward: for the first layer (its input is data, no input gradient needed) the input
+    projection of all 30 steps is one product, then an unrolled loop does the recurrence. For the
+    other layers TensorFlow's fused BlockLSTMV2 kernel runs all steps in one op; it computes exactly
+    Keras' math (same "ifco" gate layout, no forget bias, no peepholes, cell_clip 0 = off).
+    Backward: written out here (backpropagation through time), with the weight gradients of all
+    steps as one product each. (TensorFlow's own BlockLSTMGradV2 was slower here, and the
+    gradient TensorFlow registers for BlockLSTMV2 calls the V1 kernel, whose gate layout differs.)
+    """
+
+    def loop_forward(x, kernel, recurrent_kernel, bias):
+        batch, steps, features = tf.shape(x)[0], x.shape[1], x.shape[2]
+        # The product on the batch-major input, then the (4 times narrower) result made time-major.
+        projected = tf.matmul(tf.reshape(x, (-1, features)), kernel) + bias
+        projected = tf.transpose(tf.reshape(projected, (batch, steps, 4 * units)), (1, 0, 2))
+        h = c = tf.zeros((batch, units), x.dtype)
+        kept = {name: [] for name in ("i", "c", "f", "o", "g", "tanh_c", "h")}
+        for step_projection in tf.unstack(projected):
+            z = step_projection + tf.matmul(h, recurrent_kernel)
+            i, f, _, o = tf.split(tf.sigmoid(z), 4, axis=1)
+            g = tf.tanh(z[:, 2 * units:3 * units])
+            c = f * c + i * g
+            tanh_c = tf.tanh(c)
+            h = o * tanh_c
+            for name, value in (("i", i), ("c", c), ("f", f), ("o", o), ("g", g), ("tanh_c", tanh_c), ("h", h)):
+                kept[name].append(value)
+        return [tf.stack(kept[name]) for name in ("i", "c", "f", "o", "g", "tanh_c", "h")]
+
+    def block_forward(x, kernel, recurrent_kernel, bias):
+        time_major = tf.transpose(x, (1, 0, 2))
+        batch = tf.shape(time_major)[1]
+        zeros = tf.zeros((batch, units), time_major.dtype)
+        no_peephole = tf.zeros((units,), time_major.dtype)
+        # Outputs (time-major): input gate, cell state, forget gate, output gate, cell input, tanh(cell), h.
+        return tf.raw_ops.BlockLSTMV2(
+            seq_len_max=tf.cast(tf.shape(time_major)[0], tf.int64), x=time_major, cs_prev=zeros, h_prev=zeros,
+            w=tf.concat([kernel, recurrent_kernel], axis=0), wci=no_peephole, wcf=no_peephole, wco=no_peephole,
+            b=bias, cell_clip=0.0, use_peephole=False)
+
+    @tf.custom_gradient
+    def lstm(x, kernel, recurrent_kernel, bias):
+        steps, features = x.shape[1], x.shape[2]
+        forward = block_forward if needs_input_gradient else loop_forward
+        i, c, f, o, g, tanh_c, h = forward(x, kernel, recurrent_kernel, bias)
+        result = tf.transpose(h, (1, 0, 2)) if return_sequences else h[-1]
+
+        def gradient(upstream):
+            # With dh and dc the gradients reaching step t's h and c:
+            #   dc_t = dc_{t+1} * f_{t+1} + dh * o * (1 - tanh(c)^2)
+            #   dz_t = [dc*g*i(1-i), dc*c_prev*f(1-f), dc*i(1-g^2), dh*tanh(c)*o(1-o)]
+            #   dh_{t-1} = dz_t @ recurrent_kernel^T
+            # Factors that do not depend on the gradients are computed for all steps at once.
+            zeros = tf.zeros_like(c[:1])
+            c_before, h_before = tf.concat([zeros, c[:-1]], axis=0), tf.concat([zeros, h[:-1]], axis=0)
+            to_dc = tf.unstack(o * (1.0 - tanh_c * tanh_c))
+            to_dz = tf.unstack(tf.concat([g * i * (1.0 - i), c_before * f * (1.0 - f), i * (1.0 - g * g),
+                                          tanh_c * o * (1.0 - o)], axis=2))
+            forget = tf.unstack(f)
+            upstream_steps = tf.unstack(tf.transpose(upstream, (1, 0, 2))) if return_sequences else None
+            recurrent_t = tf.transpose(recurrent_kernel)
+            dh_next = dc_next = None
+            dz_steps = [None] * steps
+            for t in reversed(range(steps)):
+                if return_sequences:
+                    dh = upstream_steps[t] if dh_next is None else upstream_steps[t] + dh_next
+                else:
+                    dh = upstream if dh_next is None else dh_next
+                dc = dh * to_dc[t] if dc_next is None else dc_next + dh * to_dc[t]
+                dz_steps[t] = tf.concat([dc, dc, dc, dh], axis=1) * to_dz[t]
+                if t > 0:
+                    dh_next = tf.matmul(dz_steps[t], recurrent_t)
+                    dc_next = dc * forget[t]
+            dz_time_major = tf.stack(dz_steps)
+            # The weight gradients summed over all steps: one product each, the input's on the
+            # batch-major rows as they are (only the narrower dz is transposed).
+            dz_all = tf.reshape(tf.transpose(dz_time_major, (1, 0, 2)), (-1, 4 * units))
+            d_kernel = tf.matmul(tf.reshape(x, (-1, features)), dz_all, transpose_a=True)
+            d_recurrent = tf.matmul(tf.reshape(h_before, (-1, units)), tf.reshape(dz_time_major, (-1, 4 * units)),
+                                    transpose_a=True)
+            d_bias = tf.reduce_sum(dz_all, axis=0)
+            if not needs_input_gradient:
+                return tf.zeros_like(x), d_kernel, d_recurrent, d_bias
+            d_x = tf.reshape(tf.matmul(dz_all, kernel, transpose_b=True), tf.shape(x))
+            return d_x, d_kernel, d_recurrent, d_bias
+
+        return result, gradient
+
+    return lstm
+
+
+def _plan(model):
+    """(prefix, layers): prefix maps the model input to the first LSTM's input (None for the plain
+    Sequential; the --normalize layers otherwise), then the chain of the spec's layers."""
+    from tensorflow import keras
+
+    lstm_positions = [i for i, layer in enumerate(model.layers) if isinstance(layer, keras.layers.LSTM)]
+    if not lstm_positions:
+        raise ValueError("fast training needs the spec's LSTM model")
+    first = model.layers[lstm_positions[0]]
+    chain = model.layers[lstm_positions[0]:]
+    if isinstance(model, keras.Sequential):
+        return None, chain
+    prefix = keras.Model(model.inputs, first.input)
+    return prefix, chain
+
+
+# Batches per call into the compiled training function: fewer Python round trips per epoch.
+STEPS_PER_EXECUTION = 16
+VALIDATION_BATCH_SIZE = 256
+
+
+def available():
+    """True where the fast path is the default: no GPU (there Keras uses the fused cuDNN kernel)."""
+    import tensorflow as tf
+
+    return not tf.config.list_physical_devices("GPU")
+
+
+def supported(model):
+    """True where the fast path computes exactly what the model's layers compute."""
+    from tensorflow import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.LSTM):
+            cell = layer.cell
+            if layer.go_backwards or layer.stateful or layer.unroll or cell.dropout or cell.recurrent_dropout:
+                return False
+            if (cell.activation is not keras.activations.tanh or not cell.use_bias
+                    or cell.recurrent_activation is not keras.activations.sigmoid):
+                return False
+    return True
+
+
+def install(model):
+    """Give a compiled model the fast train_step and test_step. Returns the model.
+
+    predict() and evaluate() outside of fit, saving and loading stay Keras' own.
+    """
+    import tensorflow as tf
+    from tensorflow import keras
+
+    if not supported(model):
+        raise ValueError("fast training supports only the spec's LSTM configuration (tanh, sigmoid gates, "
+                         "bias on, no dropout inside the LSTM, no unroll); train with --no-fast")
+    prefix, chain = _plan(model)
+    kernels = {}
+    for position, layer in enumerate(chain):
+        if isinstance(layer, keras.layers.LSTM):
+            # The first LSTM's input is data (or fixed preprocessing): its input gradient is not needed.
+            kernels[id(layer)] = _lstm_forward_backward(tf, layer.cell.units, layer.return_sequences,
+                                                        needs_input_gradient=position > 0)
+
+    def forward(x, training):
+        outputs = prefix(x, training=training) if prefix is not None else x
+        for layer in chain:
+            if isinstance(layer, keras.layers.LSTM):
+                cell = layer.cell
+                outputs = kernels[id(layer)](outputs, tf.convert_to_tensor(cell.kernel),
+                                             tf.convert_to_tensor(cell.recurrent_kernel),
+                                             tf.convert_to_tensor(cell.bias))
+            else:
+                outputs = layer(outputs, training=training)
+        return outputs
+
+    # Keras' own TensorFlow train_step and test_step, with the forward pass above.
+    def train_step(data):
+        x, y = data[0], data[1]
+        with tf.GradientTape() as tape:
+            y_pred = forward(x, training=True)
+            loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=None, training=True)
+            model._loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
+            loss = model.optimizer.scale_loss(loss)
+        weights = model.trainable_weights
+        model.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        return model.compute_metrics(x, y, y_pred, sample_weight=None)
+
+    def test_step(data):
+        x, y = data[0], data[1]
+        y_pred = forward(x, training=False)
+        loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=None, training=False)
+        model._loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
+        return model.compute_metrics(x, y, y_pred, sample_weight=None)
+
+    model.train_step, model.test_step = train_step, test_step
+    model.steps_per_execution = STEPS_PER_EXECUTION
+    model.train_function = model.test_function = None  # rebuilt by the next fit
+    return model
+
+
+def datasets(x, y, validation_data, batch_size, seed):
+    """Training and validation rows as float32 tf.data pipelines for fit().
+
+    The training rows are shuffled once, from the seed, and every epoch sees the same batches: that
+    is what Keras 3's fit() does with arrays after keras.utils.set_random_seed (its shuffle op
+    starts from the same state for each epoch's iterator). It matters: with BatchNorm behind the
+    LSTMs, batches reshuffled every epoch trained to ~85% training accuracy in 30 epochs against
+    ~95% and left the inference-mode validation accuracy far behind (43-85% best against 97.6% on
+    the demo set, three runs); see tests/test_fast.py.
+    """
+    import tensorflow as tf
+
+    x_val, y_val = validation_data
+    as32 = lambda *arrays: tuple(np.asarray(a, np.float32) for a in arrays)  # noqa: E731
+    train = (tf.data.Dataset.from_tensor_slices(as32(x, y))
+             .shuffle(len(x), seed=seed, reshuffle_each_iteration=False)
+             .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    # Validation runs in inference mode (no batch statistics): bigger batches give the same numbers
+    # in fewer calls.
+    validation = tf.data.Dataset.from_tensor_slices(as32(x_val, y_val)).batch(VALIDATION_BATCH_SIZE).cache()
+    return {"x": train, "validation_data": validation.prefetch(tf.data.AUTOTUNE)}

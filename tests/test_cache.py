@@ -1,0 +1,117 @@
+"""The packed cache: used only while the frames are unchanged, never a source of stale data."""
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from signtrain import cache, data, synth
+
+ACTIONS = ["Hello", "Yes", "No"]
+
+
+@pytest.fixture
+def settled_tree(tmp_path, monkeypatch):
+    """A small MP_Data tree whose files count as settled (not changed in the last seconds)."""
+    monkeypatch.setattr(cache, "RACY_SECONDS", 0)
+    return synth.write_mp_data(str(tmp_path / "MP_Data"), actions=ACTIONS, sequences=4)
+
+
+def _load(data_dir):
+    return data.load_dataset(data_dir, ACTIONS)
+
+
+def _count(monkeypatch):
+    """Count the sequence folders read from their frames (not from the cache)."""
+    reads = []
+    original = data.load_sequence
+
+    def counting(folder, length):
+        reads.append(folder)
+        return original(folder, length)
+
+    monkeypatch.setattr(data, "load_sequence", counting)
+    return reads
+
+
+def test_second_load_comes_from_the_cache_and_is_identical(settled_tree, monkeypatch):
+    first = _load(settled_tree)
+    assert os.path.exists(os.path.join(settled_tree, cache.CACHE_FILE))
+    reads = _count(monkeypatch)
+    second = _load(settled_tree)
+    assert reads == []
+    np.testing.assert_array_equal(second.X, first.X)
+    assert second.X.dtype == np.float32 and list(second.y) == list(first.y)
+    assert second.sequences == first.sequences
+
+
+def test_a_changed_frame_is_read_again(settled_tree, monkeypatch):
+    first = _load(settled_tree)
+    frame = os.path.join(settled_tree, "Yes", "2", "7.npy")
+    changed = np.full(1662, 0.25)
+    np.save(frame, changed)
+    stat = os.stat(frame)
+    os.utime(frame, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # as a later edit would
+    reads = _count(monkeypatch)
+    second = _load(settled_tree)
+    assert reads == [os.path.join(settled_tree, "Yes", "2")]  # only that sequence
+    row = second.sequences.index(("Yes", "2"))
+    np.testing.assert_allclose(second.X[row, 7], changed)
+    assert not np.allclose(first.X[row, 7], changed)
+
+
+def test_deleted_added_and_broken_sequences_are_seen(settled_tree, monkeypatch):
+    _load(settled_tree)
+    os.remove(os.path.join(settled_tree, "Hello", "1", "12.npy"))
+    os.rename(os.path.join(settled_tree, "No", "3"), os.path.join(settled_tree, "No", "9"))
+    with open(os.path.join(settled_tree, "Yes", "0", "3.npy"), "wb") as handle:
+        handle.write(b"garbage")
+    second = _load(settled_tree)
+    reasons = {(s["action"], s["sequence"]): s["reason"] for s in second.skipped}
+    assert reasons[("Hello", "1")] == "missing frame 12.npy"
+    assert "unreadable frame 3.npy" in reasons[("Yes", "0")]
+    assert ("No", "9") in second.sequences and ("No", "3") not in second.sequences
+    # The skip reasons are cached too, and still right on the next load.
+    reads = _count(monkeypatch)
+    third = _load(settled_tree)
+    assert reads == [] and third.skipped == second.skipped
+
+
+def test_fresh_files_are_not_cached(tmp_path, monkeypatch):
+    """Folders written within RACY_SECONDS could change again within the timestamp granularity."""
+    tree = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=ACTIONS, sequences=4)
+    monkeypatch.setattr(cache, "RACY_SECONDS", 3600)
+    _load(tree)
+    reads = _count(monkeypatch)
+    _load(tree)
+    assert len(reads) == 12
+
+
+def test_a_damaged_cache_is_ignored_and_replaced(settled_tree):
+    first = _load(settled_tree)
+    with open(os.path.join(settled_tree, cache.CACHE_FILE), "wb") as handle:
+        handle.write(b"not a zip")
+    second = _load(settled_tree)
+    np.testing.assert_array_equal(second.X, first.X)
+    assert cache._read(os.path.join(settled_tree, cache.CACHE_FILE))  # rewritten, readable
+
+
+def test_a_read_only_data_folder_still_loads(settled_tree, monkeypatch):
+    monkeypatch.setattr(np, "savez", lambda *args, **kwargs: (_ for _ in ()).throw(PermissionError("read-only")))
+    dataset = _load(settled_tree)
+    assert len(dataset.y) == 12
+    assert not os.path.exists(os.path.join(settled_tree, cache.CACHE_FILE))
+    assert not [name for name in os.listdir(settled_tree) if "partial" in name]
+
+
+def test_the_cache_file_is_not_an_action(settled_tree):
+    _load(settled_tree)
+    assert data.resolve_actions(settled_tree) == sorted(ACTIONS)
+
+
+def test_only_the_cache_is_written_beside_the_data(settled_tree):
+    before = sorted(os.listdir(settled_tree))
+    _load(settled_tree)
+    time.sleep(0.01)
+    assert sorted(os.listdir(settled_tree)) == sorted(before + [cache.CACHE_FILE])

@@ -1,0 +1,130 @@
+"""The fast CPU training path computes what Keras computes, and trains the same model."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow import keras
+
+from signtrain import data, fast, synth
+from signtrain import model as model_lib
+from signtrain.train import TrainSettings, _fit, fit_arguments
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_lstm_output_and_gradients_equal_keras(return_sequences):
+    rng = np.random.default_rng(0)
+    layer = keras.layers.LSTM(8, return_sequences=return_sequences)
+    x = tf.constant(rng.normal(size=(3, 5, 7)).astype(np.float32))
+    layer(x)
+    # A non-trivial bias (Keras starts it at 0, forget gate 1): every gate's gradient is exercised.
+    layer.cell.bias.assign(rng.normal(size=32).astype(np.float32))
+    weights = rng.normal(size=(3, 5, 8) if return_sequences else (3, 8)).astype(np.float32)
+    lstm = fast._lstm_forward_backward(tf, 8, return_sequences, needs_input_gradient=True)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        expected = layer(x, training=True)
+        expected_loss = tf.reduce_sum(expected * weights)
+        got = lstm(x, tf.convert_to_tensor(layer.cell.kernel), tf.convert_to_tensor(layer.cell.recurrent_kernel),
+                   tf.convert_to_tensor(layer.cell.bias))
+        got_loss = tf.reduce_sum(got * weights)
+    variables = [x] + list(layer.trainable_weights)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    for name, want, have in zip(["input", "kernel", "recurrent_kernel", "bias"], tape.gradient(expected_loss, variables),
+                                tape.gradient(got_loss, variables)):
+        np.testing.assert_allclose(have, want, atol=1e-5, err_msg=name)
+
+
+def _twin_models(normalize):
+    keras.utils.set_random_seed(3)
+    reference = model_lib.compile_model(model_lib.build_model(4, normalize=normalize))
+    twin = model_lib.compile_model(model_lib.build_model(4, normalize=normalize))
+    twin.set_weights(reference.get_weights())
+    return reference, twin
+
+
+def _seed_states(net):
+    return [v for v in net.variables if "seed_generator_state" in v.path]
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_a_fast_training_step_updates_the_weights_as_keras_does(normalize):
+    """Same weights and same dropout masks: one step of each gives the same weights, BatchNorm
+    statistics and optimizer state, within float noise."""
+    X, y = synth.synth_arrays(actions=["Hello", "Yes", "No", "Help"], sequences=4, seed=1)
+    x, y = X.astype(np.float32), data.one_hot(y, 4)
+    reference, twin = _twin_models(normalize)
+    fast.install(twin)
+    twin.steps_per_execution = 1
+    for state_a, state_b in zip(_seed_states(reference), _seed_states(twin), strict=True):
+        state_b.assign(state_a)
+    before = [w.copy() for w in reference.get_weights()]
+    loss_reference = reference.train_on_batch(x, y)
+    loss_twin = twin.train_on_batch(x, y)
+    np.testing.assert_allclose(loss_twin, loss_reference, rtol=1e-5)
+    changed, differences = 0, []
+    for want, have, start in zip(reference.get_weights(), twin.get_weights(), before, strict=True):
+        # Adam divides by the root of the squared gradient: where a gradient is ~0, float noise in
+        # it moves that weight by a visible fraction of the step (1e-3). The rest agree to ~1e-7.
+        np.testing.assert_allclose(have, want, atol=1e-4)
+        differences.append(np.abs(have - want).ravel())
+        changed += not np.allclose(want, start)
+    assert np.mean(np.concatenate(differences) <= 1e-6) > 0.99
+    assert changed >= 20  # the step really moved the weights (and the comparison is not of untouched copies)
+
+
+def test_fit_through_the_fast_path_learns_and_ships_a_plain_keras_model(tmp_path):
+    X, y = synth.synth_arrays(actions=["Hello", "Yes", "No"], sequences=12, seed=2)
+    keras.utils.set_random_seed(0)
+    net = model_lib.compile_model(model_lib.build_model(3))
+    settings = TrainSettings(data="unused", fast=True)
+    one_hot = data.one_hot(y, 3)
+    history = _fit(net, fit_arguments(X, one_hot, settings, 0), settings, 0, epochs=25, verbose=0).history
+    assert len(history["loss"]) == 25 and history["loss"][-1] < history["loss"][0]
+    # Validation is the last 15% of the rows, as with validation_split.
+    path = str(tmp_path / "model.h5")
+    net.save(path)
+    shipped = keras.models.load_model(path, compile=False)  # no custom objects
+    assert type(shipped) is keras.Sequential
+    assert all(layer.__class__.__module__.startswith("keras") for layer in shipped.layers)
+    np.testing.assert_allclose(shipped.predict(X, verbose=0), net.predict(X, verbose=0), atol=1e-5)
+    assert np.mean(shipped.predict(X, verbose=0).argmax(axis=1) == y) > 0.5
+
+
+def test_other_lstm_settings_are_refused():
+    net = keras.Sequential([keras.Input((30, 10)), keras.layers.LSTM(8, activation="relu"), keras.layers.Dense(2)])
+    assert not fast.supported(net)
+    with pytest.raises(ValueError, match="--no-fast"):
+        fast.install(net)
+    assert fast.supported(model_lib.build_model(3)) and fast.supported(model_lib.build_model(3, normalize=True))
+
+
+def _batches_per_epoch(dataset, epochs=3):
+    return [[batch[0][:, 0, 0].numpy().tolist() for batch in dataset] for _ in range(epochs)]
+
+
+def test_every_epoch_sees_the_batches_keras_fit_would_show_it():
+    """Keras 3's fit() on arrays after set_random_seed shuffles once: each epoch the same order.
+    The fast pipeline does the same (reshuffling every epoch trained worse with BatchNorm behind
+    the LSTMs, see signtrain.fast.datasets). If Keras ever changes, this test says so."""
+    rows = np.arange(40, dtype=np.float32).reshape(40, 1, 1)
+    targets = np.zeros((40, 1), np.float32)
+    pipeline = fast.datasets(rows, targets, (rows[:2], targets[:2]), 16, seed=42)["x"]
+    epochs = _batches_per_epoch(pipeline)
+    assert epochs[0] == epochs[1] == epochs[2]
+    assert sorted(sum(epochs[0], [])) == list(range(40)) and sum(epochs[0], []) != list(range(40))
+    assert [len(batch) for batch in epochs[0]] == [16, 16, 8]
+
+    seen = []
+    keras.utils.set_random_seed(42)
+    probe = keras.Sequential([keras.Input((1, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    probe.compile(optimizer="sgd", loss="mse")
+    plain_step = probe.train_step
+
+    def recording_step(batch):
+        tf.py_function(lambda x: seen.append(x.numpy()[:, 0, 0].tolist()) or 0, [batch[0]], tf.int32)
+        return plain_step(batch)
+
+    probe.train_step = recording_step
+    probe.fit(rows, targets, batch_size=16, epochs=3, verbose=0)
+    assert seen[0:3] == seen[3:6] == seen[6:9] and seen[0] != list(range(16))
