@@ -83,6 +83,7 @@ def test_fresh_files_are_not_cached(tmp_path, monkeypatch):
     tree = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=ACTIONS, sequences=4)
     monkeypatch.setattr(cache, "RACY_SECONDS", 3600)
     _load(tree)
+    assert not os.path.exists(os.path.join(tree, cache.CACHE_FILE))  # nothing settled: no file at all
     reads = _count(monkeypatch)
     _load(tree)
     assert len(reads) == 12

@@ -124,5 +124,6 @@ def load_sequences(data_dir, sequence_dirs, load_one, sequence_length, workers=N
                 entries[relative[position]] = (digest, results[position])
             else:
                 entries.pop(relative[position], None)
-        written = _write(cache_path, entries)
+        if entries.keys() != cached.keys() or any(entries[name][0] != cached[name][0] for name in entries):
+            written = _write(cache_path, entries)
     return results, {"cached": len(sequence_dirs) - len(missing), "read": len(missing), "written": written}

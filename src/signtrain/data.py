@@ -7,6 +7,7 @@ reason, never silently dropped.
 
 import collections
 import dataclasses
+import io
 import itertools
 import os
 
@@ -113,22 +114,48 @@ def _sequence_folders(action_dir, notes):
     return sorted(numeric, key=int)
 
 
+# Header bytes of .npy files that np.load has already parsed into a plain 1-D numeric array:
+# {header: (dtype, count)}. Recording scripts write thousands of frames with the same header;
+# parsing it once and reading the rest as raw numbers is ~10x faster than np.load on each file.
+_KNOWN_HEADERS = {}
+_MAX_KNOWN_HEADERS = 64
+
+
+def _read_npy(path):
+    """np.load(path, allow_pickle=False), fast for a header seen before."""
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    end = None
+    if raw[:6] == b"\x93NUMPY" and len(raw) >= 12:
+        size_bytes = 2 if raw[6] == 1 else 4  # format 1.0: 2-byte header length; 2.0 and 3.0: 4
+        end = 8 + size_bytes + int.from_bytes(raw[8:8 + size_bytes], "little")
+        known = _KNOWN_HEADERS.get(raw[:end])
+        if known is not None and len(raw) == end + known[0].itemsize * known[1]:
+            return np.frombuffer(raw, dtype=known[0], count=known[1], offset=end)
+    frame = np.load(io.BytesIO(raw), allow_pickle=False)  # anything else: numpy's own reader and errors
+    if (end is not None and frame.ndim == 1 and frame.dtype.kind in "iuf" and frame.dtype.isnative
+            and len(raw) == end + frame.nbytes and len(_KNOWN_HEADERS) < _MAX_KNOWN_HEADERS):
+        _KNOWN_HEADERS[raw[:end]] = (frame.dtype, frame.size)
+    return frame
+
+
 def _load_frame(path):
-    """One frame as a 1-D float array, or a reason string why it cannot be used."""
-    if not os.path.exists(path):
-        return "missing frame " + os.path.basename(path)
+    """One frame as a 1-D numeric array, or a reason string why it cannot be used.
+
+    Values are checked for NaN and inf by load_sequence, for the whole sequence at once.
+    """
     try:
-        frame = np.load(path, allow_pickle=False)
+        frame = _read_npy(path)
+    except FileNotFoundError:
+        return "missing frame " + os.path.basename(path)
     except ValueError as error:  # object arrays need pickle: refuse, never unpickle
         return f"unreadable frame {os.path.basename(path)} ({error})"
     except (OSError, EOFError) as error:
         return f"unreadable frame {os.path.basename(path)} ({error.__class__.__name__}: {error})"
     if frame.ndim != 1:
         return f"frame {os.path.basename(path)} has shape {frame.shape}, expected a flat array"
-    if not np.issubdtype(frame.dtype, np.number) or np.issubdtype(frame.dtype, np.complexfloating):
+    if frame.dtype.kind not in "iuf":  # complex, strings, booleans, dates: not keypoints
         return f"frame {os.path.basename(path)} has dtype {frame.dtype}, expected numbers"
-    if not np.all(np.isfinite(frame)):
-        return f"frame {os.path.basename(path)} contains NaN or inf"
     return frame
 
 
@@ -147,7 +174,11 @@ def load_sequence(sequence_dir, sequence_length=config.SEQUENCE_LENGTH):
     if extra:
         return (f"{len(extra)} extra frames ({extra[0]}.npy..{extra[-1]}.npy): a sequence is exactly "
                 f"{sequence_length} frames, 0.npy..{sequence_length - 1}.npy; which {sequence_length} are the sign is unclear")
-    return np.stack(frames).astype(np.float32)
+    sequence = np.stack(frames)
+    finite = np.isfinite(sequence).all(axis=1)
+    if not finite.all():
+        return f"frame {int(np.argmin(finite))}.npy contains NaN or inf"
+    return sequence.astype(np.float32)
 
 
 # Frame widths of layouts that public recording scripts produce, for the error message.
