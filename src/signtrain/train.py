@@ -485,6 +485,10 @@ def cross_validate(settings, folds=5, repeats=1, out=None):
     splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=settings.seed)
     results, recalls, pooled = [], [], np.zeros((num_actions, num_actions), int)
     for index, (train_idx, test_idx) in enumerate(splitter.split(dataset.X, dataset.y)):
+        # KFold hands out the training rows in file order (sign by sign), and validation_split takes
+        # the last 15% of them: unshuffled, that would be the last signs only. Shuffled here as the
+        # spec's train_test_split shuffles its training rows.
+        train_idx = np.random.default_rng(settings.seed + index).permutation(train_idx)
         keras.utils.set_random_seed(settings.seed + index)
         net = _new_model(settings, num_actions, dataset, strategy)
         history = _fit(
