@@ -89,13 +89,51 @@ def test_fresh_files_are_not_cached(tmp_path, monkeypatch):
     assert len(reads) == 12
 
 
-def test_a_damaged_cache_is_ignored_and_replaced(settled_tree):
+@pytest.mark.parametrize("damage", ["not a zip", "truncated", "flipped byte"])
+def test_a_damaged_cache_is_ignored_and_replaced(settled_tree, damage):
     first = _load(settled_tree)
-    with open(os.path.join(settled_tree, cache.CACHE_FILE), "wb") as handle:
-        handle.write(b"not a zip")
+    path = os.path.join(settled_tree, cache.CACHE_FILE)
+    packed = open(path, "rb").read()
+    if damage == "not a zip":
+        packed = b"not a zip"
+    elif damage == "truncated":  # an interrupted copy or sync of the data folder
+        packed = packed[: len(packed) // 2]
+    else:
+        packed = packed[:200] + bytes([packed[200] ^ 0xFF]) + packed[201:]
+    with open(path, "wb") as handle:
+        handle.write(packed)
     second = _load(settled_tree)
     np.testing.assert_array_equal(second.X, first.X)
-    assert cache._read(os.path.join(settled_tree, cache.CACHE_FILE))  # rewritten, readable
+    assert cache._read(path)  # rewritten, readable
+
+
+def test_a_frame_changed_during_a_long_load_is_never_cached(tmp_path, monkeypatch):
+    """A rewrite within the file system's timestamp tick keeps size and time: only the racy rule,
+    measured from the start of the load, keeps it out of the cache."""
+    tree = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=ACTIONS, sequences=4)
+    now = time.time_ns()
+    for folder, _, files in os.walk(tree):
+        for name in files + [""]:
+            os.utime(os.path.join(folder, name), ns=(now, now))  # all written just before the load
+    monkeypatch.setattr(cache, "RACY_SECONDS", 1)
+    frame = os.path.join(tree, "Hello", "0", "5.npy")
+    original = data.load_sequence
+
+    def slow_and_edited(folder, length):
+        result = original(folder, length)
+        if folder.endswith(os.path.join("Hello", "0")):
+            stat = os.stat(frame)
+            np.save(frame, np.full(1662, 0.75))  # same size ...
+            os.utime(frame, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # ... and the same time
+            time.sleep(1.5)  # the rest of the load takes longer than RACY_SECONDS
+        return result
+
+    monkeypatch.setattr(data, "load_sequence", slow_and_edited)
+    _load(tree)  # read before the edit: the old values, whose entry must not be cached
+    monkeypatch.setattr(data, "load_sequence", original)
+    second = _load(tree)
+    row = second.sequences.index(("Hello", "0"))
+    np.testing.assert_allclose(second.X[row, 5], 0.75)
 
 
 def test_a_read_only_data_folder_still_loads(settled_tree, monkeypatch):

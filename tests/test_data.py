@@ -135,3 +135,22 @@ def test_split_is_the_specs_stratified_split():
 def test_split_refuses_too_few_sequences():
     with pytest.raises(ValueError, match="too few sequences for a stratified 90/10 split"):
         data.split_indices(np.repeat(np.arange(10), 3))
+
+
+def test_archives_zip_garbage_and_out_of_range_values_are_skipped_with_a_reason(tmp_path):
+    root = str(tmp_path / "MP_Data")
+    good = [np.full(1662, 0.5)] * 30
+    for action in ("Hello", "Yes"):
+        for sequence in range(3):
+            write_sequence(root, action, sequence, good)
+    np.savez(os.path.join(root, "Hello", "1", "3.npz"), a=np.zeros(1662))
+    os.replace(os.path.join(root, "Hello", "1", "3.npz"), os.path.join(root, "Hello", "1", "3.npy"))
+    with open(os.path.join(root, "Yes", "1", "4.npy"), "wb") as handle:
+        handle.write(b"PK\x03\x04 not really a zip")
+    np.save(os.path.join(root, "Yes", "2", "6.npy"), np.full(1662, 1e39))  # finite in float64, inf in float32
+    dataset = data.load_dataset(root, ["Hello", "Yes"])
+    reasons = {(s["action"], s["sequence"]): s["reason"] for s in dataset.skipped}
+    assert reasons[("Hello", "1")] == "frame 3.npy is an .npz archive, expected one array (np.save)"
+    assert reasons[("Yes", "1")].startswith("unreadable frame 4.npy (BadZipFile")
+    assert reasons[("Yes", "2")].startswith("frame 6.npy has a value beyond float32's range")
+    assert len(dataset.y) == 3 and np.isfinite(dataset.X).all()

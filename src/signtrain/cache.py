@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -59,13 +60,13 @@ def _read(path):
             if index.get("version") != CACHE_VERSION:
                 return {}
             groups = {name: packed[name] for name in packed.files if name.startswith("X_")}
-    except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError):
-        return {}  # a damaged cache is only a slower load: read the frames again
-    entries = {}
-    for folder, entry in index["entries"].items():
-        value = entry["reason"] if "reason" in entry else groups[entry["group"]][entry["row"]]
-        entries[folder] = (entry["signature"], value)
-    return entries
+        entries = {}
+        for folder, entry in index["entries"].items():
+            value = entry["reason"] if "reason" in entry else groups[entry["group"]][entry["row"]]
+            entries[folder] = (entry["signature"], value)
+        return entries
+    except (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zipfile.BadZipFile):
+        return {}  # a damaged cache (an interrupted copy, a sync conflict) is only a slower load
 
 
 def _write(path, entries):
@@ -88,15 +89,16 @@ def _write(path, entries):
         # Read-only or full data folder: the load worked, only the next one will not be faster.
         if os.path.exists(temp):
             os.remove(temp)
-        return False
-    return True
 
 
 def load_sequences(data_dir, sequence_dirs, load_one, sequence_length, workers=None, use_cache=True):
     """load_one(folder, sequence_length) for every folder, in parallel, reusing unchanged cached ones.
 
-    Returns (results in the order of sequence_dirs, {"cached": n, "read": n, "written": bool}).
+    Returns the results in the order of sequence_dirs.
     """
+    # Folders changed less than RACY_SECONDS before this moment are not cached: measured from
+    # before anything is looked at, so a change during a long load can never slip under it.
+    started = time.time_ns()
     cache_path = os.path.join(data_dir, CACHE_FILE)
     relative = [os.path.relpath(folder, data_dir) for folder in sequence_dirs]
     cached = _read(cache_path) if use_cache else {}
@@ -112,12 +114,11 @@ def load_sequences(data_dir, sequence_dirs, load_one, sequence_length, workers=N
         loaded = pool.map(lambda position: load_one(sequence_dirs[position], sequence_length), missing)
         for position, value in zip(missing, loaded):
             results[position] = value
-    written = False
     if use_cache and missing:
         # Entries of folders this call did not ask for (other actions) stay; they are checked when used.
         entries = {name: entry for name, entry in cached.items() if os.path.isdir(os.path.join(data_dir, name))}
         # Cached only when the folder did not change while it was read and is not too fresh to tell.
-        settled = time.time_ns() - RACY_SECONDS * 10**9
+        settled = started - RACY_SECONDS * 10**9
         for position in missing:
             digest, newest = signatures[position]
             if newest < settled and signature(sequence_dirs[position], sequence_length)[0] == digest:
@@ -125,5 +126,5 @@ def load_sequences(data_dir, sequence_dirs, load_one, sequence_length, workers=N
             else:
                 entries.pop(relative[position], None)
         if entries.keys() != cached.keys() or any(entries[name][0] != cached[name][0] for name in entries):
-            written = _write(cache_path, entries)
-    return results, {"cached": len(sequence_dirs) - len(missing), "read": len(missing), "written": written}
+            _write(cache_path, entries)
+    return results

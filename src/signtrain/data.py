@@ -10,6 +10,7 @@ import dataclasses
 import io
 import itertools
 import os
+import zipfile
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -150,8 +151,10 @@ def _load_frame(path):
         return "missing frame " + os.path.basename(path)
     except ValueError as error:  # object arrays need pickle: refuse, never unpickle
         return f"unreadable frame {os.path.basename(path)} ({error})"
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
         return f"unreadable frame {os.path.basename(path)} ({error.__class__.__name__}: {error})"
+    if not isinstance(frame, np.ndarray):  # an .npz archive saved under a frame's name
+        return f"frame {os.path.basename(path)} is an .npz archive, expected one array (np.save)"
     if frame.ndim != 1:
         return f"frame {os.path.basename(path)} has shape {frame.shape}, expected a flat array"
     if frame.dtype.kind not in "iuf":  # complex, strings, booleans, dates: not keypoints
@@ -178,7 +181,12 @@ def load_sequence(sequence_dir, sequence_length=config.SEQUENCE_LENGTH):
     finite = np.isfinite(sequence).all(axis=1)
     if not finite.all():
         return f"frame {int(np.argmin(finite))}.npy contains NaN or inf"
-    return sequence.astype(np.float32)
+    with np.errstate(over="ignore"):
+        sequence = sequence.astype(np.float32)
+    finite = np.isfinite(sequence).all(axis=1)  # a float64 value beyond float32's range is inf now
+    if not finite.all():
+        return f"frame {int(np.argmin(finite))}.npy has a value beyond float32's range (keypoints are 0-1)"
+    return sequence
 
 
 # Frame widths of layouts that public recording scripts produce, for the error message.
@@ -256,7 +264,7 @@ def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH,
     found = [(label, action, name) for label, action in enumerate(actions)
              for name in _sequence_folders(os.path.join(data_dir, action), notes)]
     # Read in parallel; unchanged sequences come from the packed cache beside the data (signtrain.cache).
-    results, _ = cache.load_sequences(data_dir, [os.path.join(data_dir, action, name) for _, action, name in found],
+    results = cache.load_sequences(data_dir, [os.path.join(data_dir, action, name) for _, action, name in found],
                                       load_sequence, sequence_length, use_cache=use_cache)
     for (label, action, name), result in zip(found, results):
         if isinstance(result, str):

@@ -56,7 +56,3 @@ def is_chief():
     if "chief" in cluster_config.get("cluster", {}):
         return task.get("type") == "chief"
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0
-
-
-def replicas(strategy):
-    return strategy.num_replicas_in_sync if strategy is not None else 1

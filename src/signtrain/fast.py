@@ -107,8 +107,8 @@ def _lstm_forward_backward(tf, units, return_sequences, needs_input_gradient):
             d_recurrent = tf.matmul(tf.reshape(h_before, (-1, units)), tf.reshape(dz_time_major, (-1, 4 * units)),
                                     transpose_a=True)
             d_bias = tf.reduce_sum(dz_all, axis=0)
-            if not needs_input_gradient:
-                return tf.zeros_like(x), d_kernel, d_recurrent, d_bias
+            if not needs_input_gradient:  # the input is data: no gradient (None costs nothing)
+                return None, d_kernel, d_recurrent, d_bias
             d_x = tf.reshape(tf.matmul(dz_all, kernel, transpose_b=True), tf.shape(x))
             return d_x, d_kernel, d_recurrent, d_bias
 
@@ -123,8 +123,6 @@ def _plan(model):
     from tensorflow import keras
 
     lstm_positions = [i for i, layer in enumerate(model.layers) if isinstance(layer, keras.layers.LSTM)]
-    if not lstm_positions:
-        raise ValueError("fast training needs the spec's LSTM model")
     first = model.layers[lstm_positions[0]]
     chain = model.layers[lstm_positions[0]:]
     if isinstance(model, keras.Sequential):
@@ -149,6 +147,10 @@ def supported(model):
     """True where the fast path computes exactly what the model's layers compute."""
     from tensorflow import keras
 
+    lstm_positions = [i for i, layer in enumerate(model.layers) if isinstance(layer, keras.layers.LSTM)]
+    # The plan runs the layers from the first LSTM on; a Sequential's layers before it would be lost.
+    if not lstm_positions or (isinstance(model, keras.Sequential) and lstm_positions[0] != 0):
+        return False
     for layer in model.layers:
         if isinstance(layer, keras.layers.LSTM):
             cell = layer.cell
@@ -163,7 +165,8 @@ def supported(model):
 def install(model):
     """Give a compiled model the fast train_step and test_step. Returns the model.
 
-    predict() and evaluate() outside of fit, saving and loading stay Keras' own.
+    predict(), saving and loading stay Keras' own (evaluate() would use the fast forward pass, which
+    computes the same; signtrain scores the reloaded model, which has neither step).
     """
     import tensorflow as tf
     from tensorflow import keras

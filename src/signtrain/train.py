@@ -102,6 +102,14 @@ def prepare_run_dir(out, base=config.DEFAULT_RUNS_DIR):
     return run_dir
 
 
+def _run_folder(out, base=config.DEFAULT_RUNS_DIR, resume_dir=None):
+    """The folder a run writes to. Only the chief of a multi-worker run writes the real one; the
+    other workers write to a temp folder, removed when they finish."""
+    if not distribute.is_chief():
+        return tempfile.mkdtemp(prefix="signtrain_worker_")
+    return resume_dir or prepare_run_dir(out, base)
+
+
 def versions():
     import keras
     import sklearn
@@ -291,10 +299,7 @@ def train(settings, resume_dir=None):
     # Everything that can refuse the input does so before a run folder exists.
     recording = (evaluate.load_recording(dataset.actions, settings.test_data, settings.aliases or (),
                                          settings.any_layout) if settings.test_data else None)
-    if distribute.is_chief():
-        run_dir = resume_dir or prepare_run_dir(settings.out)
-    else:  # another worker of a multi-worker run: the chief writes the run folder
-        run_dir = tempfile.mkdtemp(prefix="signtrain_worker_")
+    run_dir = _run_folder(settings.out, resume_dir=resume_dir)
     path = lambda name: os.path.join(run_dir, name)  # noqa: E731
     run_versions = versions()
     if not resume_dir:  # written first: it proves the folder is writable and says what is running
@@ -312,7 +317,7 @@ def train(settings, resume_dir=None):
     resumed = None
     if resume_dir:
         with strategy.scope() if strategy else contextlib.nullcontext():
-            net, resumed = _resume_state(run_dir, net)
+            net, resumed = _resume_state(resume_dir, net)
         print(f"resuming {run_dir} after epoch {resumed['epochs_done']}")
     started = time.perf_counter()
     try:
@@ -408,6 +413,8 @@ def train(settings, resume_dir=None):
     tf.keras.backend.clear_session()
     if not distribute.is_chief():
         shutil.rmtree(run_dir, ignore_errors=True)
+        print("worker done: the chief writes the run folder")
+        return run_dir, metrics
 
     print(report)
     print(diagnose.format_diagnostics(metrics["diagnostics"]))
@@ -477,7 +484,7 @@ def cross_validate(settings, folds=5, repeats=1, out=None):
     if smallest < folds:
         raise ValueError(f"--folds {folds} needs at least {folds} sequences of every sign; the smallest has "
                          f"{smallest}. Use fewer folds.")
-    run_dir = prepare_run_dir(out, base=os.path.join(os.path.dirname(config.DEFAULT_RUNS_DIR), "cv"))
+    run_dir = _run_folder(out, base=os.path.join(os.path.dirname(config.DEFAULT_RUNS_DIR), "cv"))
     from tensorflow import keras
 
     strategy = distribute.make_strategy(settings.strategy)
@@ -536,6 +543,8 @@ def cross_validate(settings, folds=5, repeats=1, out=None):
         "versions": versions(),
     }
     export.write_json(os.path.join(run_dir, "cv.json"), summary)
+    if not distribute.is_chief():
+        shutil.rmtree(run_dir, ignore_errors=True)
     low, high = summary["mean_test_accuracy_ci95"]
     print("recall per sign (mean over folds, worst fold): " + ", ".join(
         f"{action} {entry['mean']:.0%} ({entry['min']:.0%})" for action, entry in summary["recall_per_class"].items()))
