@@ -84,7 +84,6 @@ def test_fit_through_the_fast_path_learns_and_ships_a_plain_keras_model(tmp_path
     one_hot = data.one_hot(y, 3)
     history = _fit(net, fit_arguments(X, one_hot, settings, 0), settings, 0, epochs=25, verbose=0).history
     assert len(history["loss"]) == 25 and history["loss"][-1] < history["loss"][0]
-    # Validation is the last 15% of the rows, as with validation_split.
     path = str(tmp_path / "model.h5")
     net.save(path)
     shipped = keras.models.load_model(path, compile=False)  # no custom objects
