@@ -10,6 +10,7 @@ the gradients are averaged, as tf.distribute does. Without GPUs, SIGNTRAIN_LOGIC
 the CPU into N logical devices (to try a strategy out; it is not faster).
 """
 
+import contextlib
 import json
 import os
 
@@ -56,3 +57,8 @@ def is_chief():
     if "chief" in cluster_config.get("cluster", {}):
         return task.get("type") == "chief"
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0
+
+
+def scope(strategy):
+    """The strategy's scope (variables made in it are mirrored), or a no-op without one."""
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()

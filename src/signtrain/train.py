@@ -5,7 +5,6 @@ The loop is the spec's: model.fit with validation_split=0.15, EarlyStopping on
 val_categorical_accuracy with restore_best_weights, ModelCheckpoint(best_model.h5), TensorBoard.
 """
 
-import contextlib
 import csv
 import dataclasses
 import logging
@@ -175,7 +174,7 @@ def _resolved(settings):
 
 def _new_model(settings, num_actions, dataset, strategy):
     """The compiled spec model, its variables made under the strategy's scope when there is one."""
-    with strategy.scope() if strategy else contextlib.nullcontext():
+    with distribute.scope(strategy):
         return model_lib.compile_model(
             model_lib.build_model(num_actions, dataset.X.shape[1], dataset.num_features, settings.normalize))
 
@@ -316,7 +315,7 @@ def train(settings, resume_dir=None):
 
     resumed = None
     if resume_dir:
-        with strategy.scope() if strategy else contextlib.nullcontext():
+        with distribute.scope(strategy):
             net, resumed = _resume_state(resume_dir, net)
         print(f"resuming {run_dir} after epoch {resumed['epochs_done']}")
     started = time.perf_counter()
