@@ -9,10 +9,14 @@ PY := $(VENV)/bin/python
 
 setup: $(VENV)/.installed
 
+# tf-keras (Keras 2) is there only to test that action_model.h5 loads in Keras 2 too. It declares a
+# dependency on the full `tensorflow` wheel; the tensorflow-cpu already installed provides the same
+# module, so it goes in without dependencies, at the installed TensorFlow's version.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[cpu,dev]"
+	$(PY) -m pip install --quiet -e ".[cpu,dev,export]"
+	$(PY) -m pip install --quiet --no-deps "tf-keras==$$($(PY) -c 'import tensorflow as tf; print(tf.__version__.rsplit(".", 1)[0])').*"
 	touch $@
 
 demo: setup

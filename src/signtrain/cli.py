@@ -1,4 +1,4 @@
-"""Command line: `signtrain train --data MP_Data`, and check, evaluate, cv, demo, synth.
+"""Command line: `signtrain train --data MP_Data`, and check, evaluate, cv, export, predict, demo, synth.
 
 `python ml/train_model.py ...` is the same as `signtrain train ...`.
 """
@@ -31,6 +31,21 @@ def _action_list(text):
     if not names:
         raise argparse.ArgumentTypeError('expected folder names separated by commas, e.g. --actions "Hello,Yes,No"')
     return names
+
+
+def _format_list(text):
+    from signtrain.export import parse_formats
+
+    try:
+        return parse_formats(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _add_export_flag(parser):
+    parser.add_argument("--export", type=_format_list, default=None, metavar="FORMAT,...",
+                        help="also write the model as onnx, tflite and/or savedmodel (comma-separated), each "
+                             "checked against the Keras model on the test sequences; see signtrain export")
 
 
 def _add_data_flags(parser, data_required=True):
@@ -99,6 +114,32 @@ def build_parser():
                        help="also evaluate the finished model on another recording (e.g. another person); "
                             "its folders are matched to the signs by name, ignoring case, spaces and underscores")
     _add_alias_flag(train)
+    _add_export_flag(train)
+
+    export = commands.add_parser(
+        "export", help="write a finished run's model as ONNX, TFLite or SavedModel",
+        description="Convert RUN_DIR/action_model.h5, check the converted model's outputs against Keras on the "
+                    "run's test sequences (max abs difference <= 1e-4, same top-1 sign), and record it in "
+                    "metrics.json. Files: action_model.onnx (any batch size), action_model.tflite (builtin "
+                    "ops, one sequence per call), action_model_savedmodel/.")
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder")
+    export.add_argument("--format", type=_format_list, required=True, metavar="FORMAT,...",
+                        help="onnx, tflite, savedmodel (comma-separated for several)")
+    export.add_argument("--data", default=None, metavar="DIR",
+                        help="the data folder the run trained on, when it moved (default: from args.yaml)")
+
+    predict = commands.add_parser(
+        "predict", help="print the top-3 signs for a sequence or a folder of them",
+        description="A sanity check of a trained model, in any format: the top signs with probabilities for one "
+                    "sequence (an .npy of shape (30, 1662), or a folder with 0.npy..29.npy) or for every "
+                    "sequence under a folder.")
+    predict.add_argument("--model", required=True, metavar="RUN_DIR_OR_FILE",
+                         help="a run folder (with --format) or a model file: .h5, .keras, .onnx, .tflite, or a "
+                              "SavedModel folder; actions.npy must be beside it")
+    predict.add_argument("--data", required=True, metavar="SEQ_DIR_OR_NPY", help="what to classify")
+    predict.add_argument("--format", choices=("keras", "savedmodel", "onnx", "tflite"), default=None,
+                         help="which of a run folder's files to use (default keras: action_model.h5)")
+    predict.add_argument("--top", type=_positive_int, default=3, metavar="K", help="signs to show (default 3)")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a trained run on another recording",
                                    description="Score RUN_DIR's action_model.h5 on every sequence of another "
@@ -131,6 +172,7 @@ def build_parser():
     demo.add_argument("--data-dir", default=DEMO_DATA_DIR, metavar="DIR",
                       help=f"where the synthetic MP_Data goes (default {DEMO_DATA_DIR}; reused when already there)")
     _add_training_flags(demo)
+    _add_export_flag(demo)
 
     synth = commands.add_parser("synth", help="write a synthetic MP_Data folder",
                                 description="Write a synthetic MP_Data tree in the exact data contract.")
@@ -157,7 +199,7 @@ def _settings(args, data):
                          batch_size=args.batch_size, seed=args.seed, actions=args.actions,
                          any_layout=getattr(args, "any_layout", False), normalize=args.normalize, augment=args.augment,
                          fast=args.fast, strategy=args.strategy,
-                         test_data=getattr(args, "test_data", None),
+                         test_data=getattr(args, "test_data", None), export=getattr(args, "export", None),
                          aliases=parse_aliases(getattr(args, "alias", None)))
 
 
@@ -180,6 +222,31 @@ def _evaluate(args):
         path, index = os.path.join(folder, f"{stem}{index}.json"), index + 1
     export.write_json(path, result)
     print(f"written to {path}")
+    return 0
+
+
+def _predict(args):
+    from signtrain import infer
+
+    path, model_format, actions = infer.find_model(args.model, args.format)
+    sequences = infer.read_sequences(args.data)
+    usable = [(name, sequence) for name, sequence in sequences if not isinstance(sequence, str)]
+    for name, reason in sequences:
+        if isinstance(reason, str):
+            print(f"{name}: skipped, {reason}")
+    if not usable:
+        raise ValueError(f"no usable sequence in {args.data}")
+    features = {sequence.shape[1] for _, sequence in usable}
+    if len(features) > 1:
+        raise ValueError(f"the sequences in {args.data} have {sorted(features)} values per frame; predict one layout "
+                         f"at a time")
+    predict = infer.load_predictor(path, model_format)
+    probabilities = predict(np.stack([sequence for _, sequence in usable]))
+    if probabilities.shape[1] != len(actions):
+        raise ValueError(f"{path} outputs {probabilities.shape[1]} classes but actions.npy names {len(actions)}")
+    print(f"{path} ({model_format}), {len(usable)} sequence{'s' if len(usable) != 1 else ''}:")
+    for (name, _), row in zip(usable, probabilities):
+        print(f"{name}: " + ", ".join(f"{action} {p:.1%}" for action, p in infer.top_k(row, actions, args.top)))
     return 0
 
 
@@ -253,6 +320,13 @@ def main(argv=None):
 
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "predict":
+            return _predict(args)
+        if args.command == "export":
+            from signtrain import export
+
+            export.export_run(args.run_dir, args.format, args.data)
+            return 0
         if args.command == "cv":
             cross_validate(_settings(args, args.data), folds=args.folds, repeats=args.repeats, out=args.out)
             return 0
@@ -265,7 +339,7 @@ def main(argv=None):
             print(interrupted, file=sys.stderr)
             return 130
         return 0
-    except (ValueError, OSError, MemoryError) as error:  # FileNotFoundError, PermissionError, a full disk, ...
+    except (ValueError, OSError, MemoryError, ImportError) as error:  # FileNotFoundError, PermissionError, a full disk, ...
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # before or after training: nothing half-written is left behind

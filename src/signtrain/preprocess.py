@@ -43,6 +43,13 @@ def _fixed(layer, *weights):
     return layer
 
 
+def _mask(layers, name, values):
+    """Multiply each of the 1662 values by a constant: a depthwise 1x1 convolution over time. (An
+    EinsumDense did the same, but the TFLite converter rejects its '...i,i->...i' and ONNX Runtime
+    runs it slowly.)"""
+    return _fixed(layers.DepthwiseConv1D(1, use_bias=False, name=name), np.reshape(values, (1, -1, 1)))
+
+
 def normalize_keypoints(inputs):
     """Apply the normalization to a (batch, frames, 1662) Keras tensor; returns the new tensor."""
     from tensorflow.keras import layers
@@ -75,16 +82,14 @@ def normalize_keypoints(inputs):
     offsets = _fixed(layers.Dense(2, use_bias=False, name="shoulder_midpoint"), centre)(inputs)
     offsets = _fixed(layers.Dense(n, use_bias=False, name="midpoint_everywhere"), spread)(offsets)
     centred = layers.Subtract(name="relative_to_shoulders")([inputs, offsets])
-    centred = _fixed(layers.EinsumDense("...i,i->...i", output_shape=(n,), name="coordinates_only"),
-                     coordinates)(centred)
+    centred = _mask(layers, "coordinates_only", coordinates)(centred)
     shoulder_vector = _fixed(layers.Dense(2, use_bias=False, name="shoulder_vector"), shoulder)(inputs)
     joined = layers.Concatenate(name="shoulder_and_coordinates")([shoulder_vector, centred])
     unit = layers.UnitNormalization(axis=-1, name="divide_by_shoulder_width")(joined)
     unit = layers.Permute((2, 1))(unit)  # drop the 2 shoulder values: Cropping1D crops axis 1
     unit = layers.Cropping1D((2, 0), name="drop_shoulder_vector")(unit)
     scaled = layers.Rescaling(K, name="undo_k")(layers.Permute((2, 1))(unit))
-    kept = _fixed(layers.EinsumDense("...i,i->...i", output_shape=(n,), name="visibility_only"),
-                  keep_visibility)(inputs)
+    kept = _mask(layers, "visibility_only", keep_visibility)(inputs)
     normalized = layers.Add(name="with_visibility")([scaled, kept])
 
     squares = layers.Multiply(name="squares")([inputs, inputs])

@@ -37,6 +37,7 @@ class TrainSettings:
     aliases: list = None  # [(name, name)] declared the same sign when matching test_data folders
     fast: bool = None  # the fast CPU training path (signtrain.fast); None: on without a GPU
     strategy: str = "none"  # tf.distribute: none, mirrored or multiworker (signtrain.distribute)
+    export: list = None  # more formats to write and check: onnx, tflite, savedmodel (signtrain.export)
     verbose: int = None  # None: a progress bar on a terminal, one line per epoch otherwise
 
     def validate(self):
@@ -44,6 +45,8 @@ class TrainSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < (0 if name == "patience" else 1):
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive whole number, got {value!r}")
+        if self.export:
+            self.export = export.parse_formats(",".join(self.export))
         if self.strategy not in distribute.STRATEGIES:
             raise ValueError(f"--strategy {self.strategy!r} is not one of {', '.join(distribute.STRATEGIES)}")
 
@@ -360,7 +363,7 @@ def train(settings, resume_dir=None):
     # Judge the model as the live app will run it: reloaded from disk, in inference mode
     # (BatchNorm on its moving averages, no dropout). Never trust training-mode accuracy.
     best = model_lib.compile_model(model_lib.load_model(path(config.BEST_MODEL_FILE)))
-    export.save_h5(best, path(config.MODEL_FILE))
+    h5_keras3_only = export.save_h5(best, path(config.MODEL_FILE))
     export.save_actions(dataset.actions, path(config.ACTIONS_FILE))
     export.export_savedmodel(best, path(config.SAVEDMODEL_DIR))
     shipped = model_lib.load_model(path(config.MODEL_FILE))
@@ -405,6 +408,12 @@ def train(settings, resume_dir=None):
         "seed": settings.seed,
         "versions": run_versions,
     }
+    # Keras 2 (tf_keras, TF 2.10-2.15 apps) loads action_model.h5 too, unless the rewrite met something new.
+    metrics["h5_loads_in"] = ["keras3"] + ([] if h5_keras3_only else ["keras2"])
+    if h5_keras3_only:
+        metrics["h5_keras3_only_because"] = h5_keras3_only
+    if settings.export:
+        metrics["exports"] = export.export_and_check(best, run_dir, settings.export, X_test, probabilities)
     metrics["diagnostics"] = diagnose.diagnose(metrics, history)
     if recording:
         metrics["external_test"] = evaluate.evaluate_recording(shipped, dataset.actions, recording)
@@ -426,6 +435,11 @@ def train(settings, resume_dir=None):
         f"{metrics['epochs_run']}, {train_seconds:.0f} s"
     )
     print(f"run saved to {run_dir}: {config.MODEL_FILE} and {config.ACTIONS_FILE} go to the live app")
+    if h5_keras3_only:
+        print(f"{config.MODEL_FILE} loads in Keras 3 (TensorFlow 2.16+) only ({h5_keras3_only}); for a TF 2.10-2.15 "
+              f"app export it with --export onnx (ONNX Runtime) or tflite")
+    else:
+        print(f"{config.MODEL_FILE} loads with load_model in Keras 3 (TF 2.16+) and Keras 2 (TF 2.10-2.15, tf_keras)")
     return run_dir, metrics
 
 

@@ -1,0 +1,179 @@
+"""Run a trained model in any shipped format: Keras (.h5/.keras), SavedModel, ONNX, TFLite.
+
+`load_predictor(path, format)` returns one function, probabilities = predict(X) for a
+(n, 30, 1662) float array, whatever runs underneath: `signtrain predict`, the export checks and
+bench/infer_speed.py all go through it, so they measure and check the same code.
+"""
+
+import os
+
+import numpy as np
+
+from signtrain import config, data
+
+FORMATS = ("keras", "savedmodel", "onnx", "tflite")
+
+
+def format_of(path):
+    """The format a model path holds, from its name."""
+    if os.path.isdir(path):
+        if os.path.exists(os.path.join(path, "saved_model.pb")):
+            return "savedmodel"
+        raise ValueError(f"{path} is a folder without saved_model.pb: not a SavedModel. Pass a run folder with "
+                         f"--model, or a model file (.h5, .keras, .onnx, .tflite)")
+    extension = os.path.splitext(path)[1].lower()
+    formats = {".h5": "keras", ".keras": "keras", ".onnx": "onnx", ".tflite": "tflite"}
+    if extension not in formats:
+        raise ValueError(f"{path}: unknown model file type {extension!r}; signtrain reads .h5, .keras, .onnx, "
+                         f".tflite files and SavedModel folders")
+    return formats[extension]
+
+
+def keras_predict(model):
+    """Keras' model.predict: what most tutorials call in the live loop (one call ~45 ms)."""
+    return lambda X: model.predict(np.asarray(X, dtype=np.float32), verbose=0)
+
+
+def keras_compiled(model):
+    """The same Keras model called through one traced tf.function: no predict() machinery per call."""
+    import tensorflow as tf
+
+    _, frames, features = model.input_shape
+    call = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
+                       input_signature=[tf.TensorSpec([None, frames, features], tf.float32)])
+    return lambda X: call(np.asarray(X, dtype=np.float32)).numpy()
+
+
+def _savedmodel(path):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(path)
+    serve = loaded.serve if hasattr(loaded, "serve") else loaded.signatures["serving_default"]
+
+    def predict(X, _keep=loaded):  # the loaded object owns the variables: keep it alive with the function
+        output = serve(tf.constant(np.asarray(X, dtype=np.float32)))
+        if isinstance(output, dict):  # a signature returns {name: tensor}
+            output = next(iter(output.values()))
+        return output.numpy()
+
+    return predict
+
+
+def _onnx(path, threads=None):
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ImportError("running an .onnx model needs onnxruntime: pip install 'signtrain[export]'") from None
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda X: session.run(None, {name: np.asarray(X, dtype=np.float32)})[0]
+
+
+def _tflite_interpreter(path, threads=None):
+    try:  # LiteRT is TFLite's runtime now; tf.lite.Interpreter is deprecated in TensorFlow 2.20+
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    return Interpreter(model_path=path, num_threads=threads)
+
+
+def _tflite(path, threads=None):
+    """The TFLite file takes one sequence per call (its batch size is fixed at 1): rows one by one."""
+    interpreter = _tflite_interpreter(path, threads)
+    interpreter.allocate_tensors()
+    source, target = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
+
+    def predict(X):
+        outputs = []
+        for row in np.asarray(X, dtype=np.float32):
+            interpreter.set_tensor(source, row[None])
+            interpreter.invoke()
+            outputs.append(interpreter.get_tensor(target)[0].copy())
+        return np.stack(outputs)
+
+    return predict
+
+
+def load_predictor(path, model_format=None, threads=None):
+    """probabilities = predict(X) for the model at path (format from the name unless given)."""
+    model_format = model_format or format_of(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found")
+    if model_format == "keras":
+        from signtrain import model as model_lib
+
+        return keras_predict(model_lib.load_model(path))
+    if model_format == "savedmodel":
+        return _savedmodel(path)
+    if model_format == "onnx":
+        return _onnx(path, threads)
+    if model_format == "tflite":
+        return _tflite(path, threads)
+    raise ValueError(f"unknown model format {model_format!r}; choose from {', '.join(FORMATS)}")
+
+
+def find_model(model, model_format=None):
+    """(model path, format, actions) from --model: a run folder (with --format) or a model file."""
+    if os.path.isdir(model) and os.path.exists(os.path.join(model, config.ACTIONS_FILE)):
+        run_dir, model_format = model, model_format or "keras"
+        files = dict(config.EXPORT_FILES, keras=config.MODEL_FILE)
+        path = os.path.join(run_dir, files[model_format])
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} not found: export it first with "
+                                    f"signtrain export {run_dir} --format {model_format}")
+    else:
+        path, run_dir = model, os.path.dirname(os.path.abspath(model))
+        model_format = model_format or format_of(path)
+    actions_path = os.path.join(run_dir, config.ACTIONS_FILE)
+    if not os.path.exists(actions_path):
+        raise FileNotFoundError(f"{actions_path} not found: the sign names come from the actions.npy beside "
+                                f"the model (--model takes a finished run folder)")
+    return path, model_format, [str(action) for action in np.load(actions_path)]
+
+
+def read_sequences(path, sequence_length=config.SEQUENCE_LENGTH):
+    """[(name, (frames, features) array or why it is unusable)] from an .npy (one sequence or a stack
+    of them), one sequence folder (0.npy..29.npy), or a folder of sequence folders (one level or an
+    MP_Data tree). A broken sequence inside a folder is reported, not fatal."""
+    if os.path.isfile(path):
+        if not path.endswith(".npy"):
+            raise ValueError(f"{path}: --data takes an .npy file or a folder of frames")
+        array = np.load(path, allow_pickle=False)
+        if array.ndim == 2:
+            array = array[None]
+        if array.ndim != 3 or array.shape[1] != sequence_length:
+            raise ValueError(f"{path} has shape {array.shape}; expected ({sequence_length}, 1662) for one sequence "
+                             f"or (n, {sequence_length}, 1662) for several")
+        return [(f"{os.path.basename(path)}[{index}]" if len(array) > 1 else os.path.basename(path), row)
+                for index, row in enumerate(array.astype(np.float32))]
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"{path} not found")
+    if os.path.exists(os.path.join(path, "0.npy")):
+        return [(os.path.basename(os.path.normpath(path)), data.load_sequence(path, sequence_length))]
+    found = []
+    for name in sorted(os.listdir(path), key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else 0, n)):
+        child = os.path.join(path, name)
+        if os.path.isdir(child) and not name.startswith("."):
+            if os.path.exists(os.path.join(child, "0.npy")):
+                found.append((name, data.load_sequence(child, sequence_length)))
+                continue
+            try:
+                inner = read_sequences(child, sequence_length)
+            except ValueError:  # a folder without any sequence: not ours to classify
+                continue
+            found += [(f"{name}/{child_name}", sequence) for child_name, sequence in inner]
+    if not found:
+        raise ValueError(f"no sequence in {path}: expected frames 0.npy..{sequence_length - 1}.npy in it or in "
+                         f"its sub-folders")
+    return found
+
+
+def top_k(probabilities, actions, k=3):
+    """[(action, probability)] best first."""
+    order = np.argsort(probabilities)[::-1][:k]
+    return [(actions[index], float(probabilities[index])) for index in order]

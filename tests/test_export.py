@@ -1,0 +1,227 @@
+"""Round trips of every shipped format: ONNX, TFLite, SavedModel and the .h5 in Keras 2, each
+against the Keras model on the same input; `signtrain export` and `signtrain predict`."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from signtrain import cli, config, export, h5compat, infer, synth
+
+FORMATS = ["onnx", "tflite", "savedmodel"]
+TOLERANCE = 1e-5  # float32 reorderings give ~1e-7; a wrong gate order or weight gives ~1e-1
+
+KERAS2_PREDICT = """
+import sys
+import numpy as np
+import tf_keras  # Keras 2
+model = tf_keras.models.load_model(sys.argv[1])  # plain load_model, no custom objects
+np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0))
+print(tf_keras.__version__, type(model).__name__, len(model.layers))
+"""
+
+
+def keras2_predict(h5_path, X, tmp_path):
+    """Predictions of the .h5 loaded by Keras 2 (tf_keras), in a process of its own."""
+    try:
+        import tf_keras  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("tf_keras is missing: `make setup` installs it for the Keras 2 round trip")
+        pytest.skip("tf_keras (Keras 2) not installed")
+    np.save(tmp_path / "x.npy", X)
+    result = subprocess.run([sys.executable, "-c", KERAS2_PREDICT, h5_path, str(tmp_path / "x.npy"),
+                             str(tmp_path / "keras2.npy")], capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[0].startswith("2."), result.stdout  # really Keras 2
+    return np.load(tmp_path / "keras2.npy")
+
+
+def keras3_predict(h5_path, X):
+    import keras
+
+    return keras.models.load_model(h5_path).predict(X, verbose=0)  # plain load_model, compiled too
+
+
+@pytest.fixture(scope="module")
+def exported_run(short_run, tmp_path_factory):
+    """A copy of the short run, exported to every format through `signtrain export`."""
+    _, run_dir, data_dir = short_run
+    copy = str(tmp_path_factory.mktemp("exported") / "exp")
+    shutil.copytree(run_dir, copy)
+    shutil.rmtree(os.path.join(copy, config.SAVEDMODEL_DIR))  # written again by the export
+    assert cli.main(["export", copy, "--format", ",".join(FORMATS)]) == 0
+    with open(os.path.join(copy, config.METRICS_FILE)) as handle:
+        metrics = json.load(handle)
+    X_test = np.stack([infer.read_sequences(os.path.join(data_dir, action, name))[0][1]
+                       for action, name in metrics["test_sequences"]])
+    return copy, data_dir, metrics, X_test
+
+
+def test_every_format_gives_the_keras_probabilities(exported_run):
+    run_dir, _, metrics, X_test = exported_run
+    reference = keras3_predict(os.path.join(run_dir, config.MODEL_FILE), X_test)
+    assert reference.shape == (len(X_test), len(metrics["actions"]))
+    for name in FORMATS:
+        path = os.path.join(run_dir, config.EXPORT_FILES[name])
+        outputs = infer.load_predictor(path)(X_test)  # the format comes from the file name
+        assert outputs.shape == reference.shape
+        assert np.max(np.abs(outputs - reference)) < TOLERANCE, name
+        assert (outputs.argmax(1) == reference.argmax(1)).all()
+        record = metrics["exports"][name]
+        assert record["file"] == config.EXPORT_FILES[name] and record["max_abs_diff"] < TOLERANCE
+        assert record["top1_agree"] == f"{len(X_test)}/{len(X_test)}" and record["converted"] is True
+
+
+def test_onnx_takes_any_batch_size_and_tflite_uses_builtin_ops_only(exported_run):
+    run_dir, _, _, X_test = exported_run
+    import onnx
+
+    graph = onnx.load(os.path.join(run_dir, config.ONNX_FILE)).graph
+    assert graph.input[0].name == export.INPUT_NAME
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_value == 0  # symbolic: any batch
+    assert "LSTM" in {node.op_type for node in graph.node}  # the fused operator, not a Loop
+    onnx_predict = infer.load_predictor(os.path.join(run_dir, config.ONNX_FILE))
+    for batch in (1, 5):
+        assert onnx_predict(X_test[:batch]).shape[0] == batch
+    interpreter = infer._tflite_interpreter(os.path.join(run_dir, config.TFLITE_FILE))
+    assert list(interpreter.get_input_details()[0]["shape"]) == [1, config.SEQUENCE_LENGTH, config.NUM_FEATURES]
+    with open(os.path.join(run_dir, config.TFLITE_FILE), "rb") as handle:
+        assert b"Flex" not in handle.read()  # no Select TF ops: the plain interpreter runs it
+
+
+def test_h5_loads_in_keras2_and_keras3_with_the_same_predictions(exported_run, tmp_path):
+    run_dir, _, metrics, X_test = exported_run
+    h5_path = os.path.join(run_dir, config.MODEL_FILE)
+    reference = keras3_predict(h5_path, X_test)
+    assert np.max(np.abs(keras2_predict(h5_path, X_test, tmp_path) - reference)) < TOLERANCE
+    assert metrics["h5_loads_in"] == ["keras3", "keras2"]
+
+
+def test_export_keeps_what_is_there_and_refuses_bad_input(exported_run, tmp_path, capsys):
+    run_dir, data_dir, _, _ = exported_run
+    onnx_path = os.path.join(run_dir, config.ONNX_FILE)
+    before = os.path.getmtime(onnx_path)
+    assert cli.main(["export", run_dir, "--format", "onnx"]) == 0
+    assert os.path.getmtime(onnx_path) == before and "kept, already there" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["export", run_dir, "--format", "onx"])
+    assert "unknown export format onx: choose from savedmodel, onnx, tflite" in capsys.readouterr().err
+    assert cli.main(["export", run_dir, "--format", "onnx", "--data", str(tmp_path / "gone")]) == 2
+    assert "Pass the data folder the run trained on with --data DIR" in capsys.readouterr().err
+    assert cli.main(["export", str(tmp_path), "--format", "onnx"]) == 2
+    assert "signtrain export takes a finished run folder" in capsys.readouterr().err
+
+
+def test_an_export_that_disagrees_is_removed(short_run, tmp_path, monkeypatch):
+    _, run_dir, _ = short_run
+    from signtrain import model as model_lib
+
+    net = model_lib.load_model(os.path.join(run_dir, config.MODEL_FILE))
+    X = np.random.default_rng(0).random((3, config.SEQUENCE_LENGTH, config.NUM_FEATURES), dtype=np.float32)
+    wrong = net.predict(X, verbose=0)[:, ::-1]  # a reference the export cannot match
+    with pytest.raises(ValueError, match="differs from the Keras model.*removed"):
+        export.export_and_check(net, str(tmp_path), ["onnx"], X, reference=wrong)
+    assert not os.listdir(tmp_path)  # neither the export nor a partial file is left
+
+
+def test_predict_prints_the_top_signs_in_every_format(exported_run, capsys):
+    run_dir, data_dir, metrics, X_test = exported_run
+    action, name = metrics["test_sequences"][0]
+    sequence_dir = os.path.join(data_dir, action, name)
+    expected = metrics["actions"][int(keras3_predict(os.path.join(run_dir, config.MODEL_FILE), X_test[:1]).argmax())]
+    for model_format in ["keras"] + FORMATS:
+        assert cli.main(["predict", "--model", run_dir, "--format", model_format, "--data", sequence_dir]) == 0
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert lines[0].endswith(f"({model_format}), 1 sequence:")
+        top = lines[1].split(": ", 1)[1].split(", ")
+        assert len(top) == 3 and top[0].startswith(expected + " ")
+        probabilities = [float(item.rsplit(" ", 1)[1].rstrip("%")) for item in top]
+        assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 100.05
+    # A whole sign's folder through a model file; the broken sequence is reported, not fatal.
+    assert cli.main(["predict", "--model", os.path.join(run_dir, config.ONNX_FILE), "--data",
+                     os.path.join(data_dir, "Stop"), "--top", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "4: skipped, " in out and "frame 17.npy" in out
+    assert len([line for line in out.splitlines() if line.count(": ") == 1 and "%" in line]) == 9
+
+
+def test_predict_reads_npy_files_and_explains_mistakes(exported_run, tmp_path, capsys):
+    run_dir, _, _, X_test = exported_run
+    np.save(tmp_path / "two.npy", X_test[:2])
+    assert cli.main(["predict", "--model", run_dir, "--format", "tflite", "--data", str(tmp_path / "two.npy")]) == 0
+    assert "two.npy[1]: " in capsys.readouterr().out
+    np.save(tmp_path / "frame.npy", X_test[0, 0])
+    assert cli.main(["predict", "--model", run_dir, "--data", str(tmp_path / "frame.npy")]) == 2
+    assert "expected (30, 1662) for one sequence" in capsys.readouterr().err
+    (tmp_path / "model.pt").write_bytes(b"")
+    assert cli.main(["predict", "--model", str(tmp_path / "model.pt"), "--data", str(tmp_path / "two.npy")]) == 2
+    assert "unknown model file type '.pt'" in capsys.readouterr().err
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(os.path.join(run_dir, config.ONNX_FILE), lone)
+    assert cli.main(["predict", "--model", str(lone / config.ONNX_FILE), "--data", str(tmp_path / "two.npy")]) == 2
+    assert "actions.npy not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_normalize_exports_and_loads_in_keras2(tmp_path):
+    """--normalize puts standard layers in front (a functional model): every format and Keras 2 agree."""
+    data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=["Hello", "Yes", "No"], sequences=8, seed=3)
+    assert cli.main(["train", "--data", data_dir, "--epochs", "2", "--normalize", "--export", "onnx,tflite",
+                     "--out", str(tmp_path / "run")]) == 0
+    run_dir = str(tmp_path / "run")
+    with open(os.path.join(run_dir, config.METRICS_FILE)) as handle:
+        metrics = json.load(handle)
+    assert set(metrics["exports"]) == {"onnx", "tflite"} and metrics["h5_loads_in"] == ["keras3", "keras2"]
+    X = np.stack([infer.read_sequences(os.path.join(data_dir, action, name))[0][1]
+                  for action, name in metrics["test_sequences"]])
+    reference = keras3_predict(os.path.join(run_dir, config.MODEL_FILE), X)
+    for name in ("onnx", "tflite"):
+        outputs = infer.load_predictor(os.path.join(run_dir, config.EXPORT_FILES[name]))(X)
+        assert np.max(np.abs(outputs - reference)) < TOLERANCE, name
+    keras2 = keras2_predict(os.path.join(run_dir, config.MODEL_FILE), X, tmp_path)
+    assert np.max(np.abs(keras2 - reference)) < TOLERANCE
+
+
+def test_portable_config_uses_keras2_spellings(tmp_path):
+    import h5py
+
+    from signtrain import model as model_lib
+
+    net = model_lib.build_model(4, normalize=True)
+    net.save(str(tmp_path / "keras3.h5"))
+    with h5py.File(tmp_path / "keras3.h5") as handle:
+        written = json.loads(handle.attrs["model_config"])
+    assert "batch_shape" in json.dumps(written)  # what Keras 2 cannot read
+    portable = h5compat.portable_model_config(written)
+    text = json.dumps(portable)
+    for keras3_only in ('"batch_shape"', '"module"', '"registered_name"', '"optional"', "__keras_tensor__",
+                        '"quantization_config"', "DTypePolicy", '"input_axes"'):
+        assert keras3_only not in text, keras3_only
+    layers = portable["config"]["layers"]
+    assert layers[0]["config"]["batch_input_shape"] == [None, config.SEQUENCE_LENGTH, config.NUM_FEATURES]
+    subtract = next(layer for layer in layers if layer["class_name"] == "Subtract")
+    assert [inbound[0] for inbound in subtract["inbound_nodes"][0]] == [layers[0]["name"], "midpoint_everywhere"]
+    assert all(len(inbound) == 4 and inbound[3] == {} for inbound in subtract["inbound_nodes"][0])
+    assert all("seed" not in layer["config"] for layer in layers if layer["class_name"] == "LSTM")
+    assert portable["config"]["input_layers"] == [[layers[0]["name"], 0, 0]]
+
+
+def test_a_layer_keras2_cannot_build_keeps_the_keras3_file(tmp_path):
+    import keras
+
+    net = keras.Sequential([keras.Input((config.SEQUENCE_LENGTH, 4)), keras.layers.LSTM(4),
+                            keras.layers.Dense(3, activation="softmax")])
+    net.layers[-1].enable_lora(2)  # a Keras-3-only feature: lora_rank in the config
+    path = str(tmp_path / "model.h5")
+    reason = export.save_h5(net, path)
+    assert "lora_rank" in reason
+    X = np.random.default_rng(1).random((2, config.SEQUENCE_LENGTH, 4), dtype=np.float32)
+    assert np.allclose(keras.models.load_model(path, compile=False).predict(X, verbose=0),
+                       net.predict(X, verbose=0), atol=1e-6)
