@@ -40,3 +40,37 @@ def test_train_speed_quick(tmp_path):
 def test_load_speed_quick(tmp_path):
     stdout = _quick(tmp_path, "load_speed.py")
     assert "from the cache" in stdout and "QUICK" in stdout
+
+
+def test_infer_speed_quick(tmp_path):
+    stdout = _quick(tmp_path, "infer_speed.py")
+    rows = [line for line in stdout.splitlines() if line.startswith("| ") and not line.startswith("| format")]
+    assert [row.split(" | ")[0][2:] for row in rows] == ["predict", "keras call", "savedmodel", "onnx",
+                                                          "onnx, 1 thread", "tflite"]
+    assert "top-1 identical on all test sequences in every format: yes" in stdout
+
+
+def test_real_signers_table_and_target_verdict():
+    """--seeds: cross-signer cells are mean +- sd over seeds; the verdict applies the issue's rule."""
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("real_signers", os.path.join(REPO, "bench", "real_signers.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = argparse.Namespace(skip_cross=False, skip_kfold=False, epochs=200, folds=5)
+    seeds, realdata = [42, 43], "/data"
+    cross = {"spec defaults": [0.30, 0.40], "--normalize": [0.50, 0.56], "--augment": [0.45, 0.47]}
+    kfold = {"spec defaults": 0.80, "--normalize": 0.79, "--augment": 0.70}
+    results = {}
+    for label in cross:
+        for name in bench.SIGNERS:
+            for seed, accuracy in zip(seeds, cross[label]):
+                results[(label, "cross", name, realdata, 200, 5, seed)] = (accuracy, None)
+            results[(label, "kfold", name, realdata, 200, 5, 42)] = (kfold[label], None)
+    table = bench.summarize(results, list(cross), seeds, realdata, args)
+    text = bench.format_table(table, args)
+    assert "| spec defaults | 35.0% +- 7.1% | 35.0% +- 7.1% | 35.0% +- 7.1% | 35.0% +- 7.1% | 80.0% |" in text
+    verdict = bench.target_verdict(table, args)
+    assert "- --normalize: cross-signer +18.0 points, K-fold -1.0 / -1.0 / -1.0 points: MET" in verdict
+    assert "- --augment: cross-signer +11.0 points, K-fold -10.0 / -10.0 / -10.0 points: not met" in verdict
