@@ -93,6 +93,15 @@ def test_onnx_takes_any_batch_size_and_tflite_uses_builtin_ops_only(exported_run
     assert list(interpreter.get_input_details()[0]["shape"]) == [1, config.SEQUENCE_LENGTH, config.NUM_FEATURES]
     with open(os.path.join(run_dir, config.TFLITE_FILE), "rb") as handle:
         assert b"Flex" not in handle.read()  # no Select TF ops: the plain interpreter runs it
+    # TensorFlow's own (older) interpreter runs it too, with no delegate, as LiteRT does.
+    import tensorflow as tf
+
+    plain = tf.lite.Interpreter(model_path=os.path.join(run_dir, config.TFLITE_FILE))
+    plain.allocate_tensors()
+    plain.set_tensor(plain.get_input_details()[0]["index"], X_test[:1])
+    plain.invoke()
+    litert = infer.load_predictor(os.path.join(run_dir, config.TFLITE_FILE))(X_test[:1])
+    assert np.max(np.abs(plain.get_tensor(plain.get_output_details()[0]["index"]) - litert)) < TOLERANCE
 
 
 def test_h5_loads_in_keras2_and_keras3_with_the_same_predictions(exported_run, tmp_path):
