@@ -18,6 +18,7 @@ over the fastest shipped format's (savedmodel, onnx, tflite files).
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -71,8 +72,9 @@ def main():
     args = parser.parse_args()
     calls = 10 if args.quick else args.calls
     with tempfile.TemporaryDirectory() as work:
-        if args.run:
-            run_dir = args.run
+        if args.run:  # a copy: the exports and metrics.json of the user's run stay as they are
+            run_dir = os.path.join(work, "run")
+            shutil.copytree(args.run, run_dir)
             export.export_run(run_dir, ["savedmodel", "onnx", "tflite"])
             with open(os.path.join(run_dir, config.ARGS_FILE)) as handle:
                 import yaml

@@ -167,7 +167,7 @@ def test_predict_reads_npy_files_and_explains_mistakes(exported_run, tmp_path, c
     assert "two.npy[1]: " in capsys.readouterr().out
     np.save(tmp_path / "frame.npy", X_test[0, 0])
     assert cli.main(["predict", "--model", run_dir, "--data", str(tmp_path / "frame.npy")]) == 2
-    assert "expected (30, 1662) for one sequence" in capsys.readouterr().err
+    assert "expected (30, values per frame) for one sequence, e.g. (30, 1662)" in capsys.readouterr().err
     (tmp_path / "model.pt").write_bytes(b"")
     assert cli.main(["predict", "--model", str(tmp_path / "model.pt"), "--data", str(tmp_path / "two.npy")]) == 2
     assert "unknown model file type '.pt'" in capsys.readouterr().err
@@ -234,3 +234,62 @@ def test_a_layer_keras2_cannot_build_keeps_the_keras3_file(tmp_path):
     X = np.random.default_rng(1).random((2, config.SEQUENCE_LENGTH, 4), dtype=np.float32)
     assert np.allclose(keras.models.load_model(path, compile=False).predict(X, verbose=0),
                        net.predict(X, verbose=0), atol=1e-6)
+
+
+def test_an_export_with_nan_outputs_is_refused(short_run, tmp_path, monkeypatch):
+    _, run_dir, _ = short_run
+    from signtrain import model as model_lib
+
+    net = model_lib.load_model(os.path.join(run_dir, config.MODEL_FILE))
+    X = np.random.default_rng(0).random((3, config.SEQUENCE_LENGTH, config.NUM_FEATURES), dtype=np.float32)
+    monkeypatch.setattr(infer, "load_predictor", lambda path, name: lambda X: np.full((len(X), 10), np.nan))
+    with pytest.raises(ValueError, match="outputs not finite"):
+        export.export_and_check(net, str(tmp_path), ["onnx"], X)
+    assert not os.listdir(tmp_path)
+
+
+def test_near_ties_do_not_count_as_disagreements():
+    reference = np.array([[0.5, 0.5 - 1e-6, 0.0], [0.7, 0.2, 0.1], [0.1, 0.8, 0.1]])
+    outputs = np.array([[0.5 - 1e-6, 0.5, 0.0], [0.7, 0.2, 0.1], [0.8, 0.1, 0.1]])
+    assert export._disagreements(outputs, reference, 1e-4) == 1  # the last row only; the first is a tie
+
+
+def test_a_failed_export_keeps_the_run_and_says_how_to_retry(tmp_path, monkeypatch, capsys):
+    data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=["Hello", "Yes"], sequences=6, seed=2)
+
+    def broken(model, path):
+        with open(path, "wb") as handle:
+            handle.write(b"half")
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setitem(export.EXPORTERS, "tflite", broken)
+    code = cli.main(["train", "--data", data_dir, "--epochs", "1", "--export", "tflite,onnx",
+                     "--out", str(tmp_path / "run")])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "the tflite export of" in error and "converter crashed" in error
+    assert f"retry with: signtrain export {tmp_path / 'run'} --format tflite" in error
+    with open(tmp_path / "run" / config.METRICS_FILE) as handle:
+        metrics = json.load(handle)
+    assert "converter crashed" in metrics["exports"]["tflite"]["error"]
+    assert metrics["exports"]["onnx"]["top1_agree"] == f"{metrics['n_test']}/{metrics['n_test']}"
+    assert not (tmp_path / "run" / config.TFLITE_FILE).exists()  # the half-written file is gone
+    assert (tmp_path / "run" / config.MODEL_FILE).exists() and (tmp_path / "run" / config.ONNX_FILE).exists()
+
+
+def test_predict_skips_sequences_of_another_layout(exported_run, tmp_path, capsys):
+    run_dir, _, _, X_test = exported_run
+    np.save(tmp_path / "pose_and_hands.npy", X_test[:1, :, :258])
+    code = cli.main(["predict", "--model", run_dir, "--format", "onnx", "--data", str(tmp_path / "pose_and_hands.npy")])
+    assert code == 2
+    captured = capsys.readouterr()
+    assert "pose_and_hands.npy: skipped, its frames have 258 values" in captured.out and "takes 1662" in captured.out
+    assert "that " in captured.err and "can take" in captured.err
+    nan = X_test[:2].copy()
+    nan[1, 3, 5] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    assert cli.main(["predict", "--model", run_dir, "--format", "tflite", "--data", str(tmp_path / "nan.npy")]) == 0
+    out = capsys.readouterr().out
+    assert "nan.npy[1]: skipped, contains NaN" in out and "nan.npy[0]: " in out
+    assert cli.main(["predict", "--model", str(tmp_path / "runs" / "exp9"), "--data", str(tmp_path / "nan.npy")]) == 2
+    assert "exp9 not found: --model takes a run folder" in capsys.readouterr().err

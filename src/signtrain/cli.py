@@ -229,19 +229,26 @@ def _predict(args):
     from signtrain import infer
 
     path, model_format, actions = infer.find_model(args.model, args.format)
-    sequences = infer.read_sequences(args.data)
-    usable = [(name, sequence) for name, sequence in sequences if not isinstance(sequence, str)]
-    for name, reason in sequences:
-        if isinstance(reason, str):
-            print(f"{name}: skipped, {reason}")
-    if not usable:
-        raise ValueError(f"no usable sequence in {args.data}")
-    features = {sequence.shape[1] for _, sequence in usable}
-    if len(features) > 1:
-        raise ValueError(f"the sequences in {args.data} have {sorted(features)} values per frame; predict one layout "
-                         f"at a time")
     predict = infer.load_predictor(path, model_format)
-    probabilities = predict(np.stack([sequence for _, sequence in usable]))
+    usable = []
+    for name, sequence in infer.read_sequences(args.data):
+        if isinstance(sequence, str):
+            print(f"{name}: skipped, {sequence}")
+        elif predict.features and sequence.shape[1] != predict.features:
+            print(f"{name}: skipped, its frames have {sequence.shape[1]} values, {path} takes {predict.features} "
+                  f"(the layout it was trained on)")
+        else:
+            usable.append((name, sequence))
+    if not usable:
+        raise ValueError(f"no sequence in {args.data} that {path} can take: see the lines above")
+    X = np.stack([sequence for _, sequence in usable]) if len({s.shape for _, s in usable}) == 1 else None
+    if X is None:
+        raise ValueError(f"the sequences in {args.data} have different frame widths; predict one layout at a time")
+    try:
+        probabilities = predict(X)
+    except Exception as error:  # every runtime has its own exception types
+        raise ValueError(f"{path} ({model_format}) could not run on {len(X)} sequences of shape {X.shape[1:]}: "
+                         f"{type(error).__name__}: {error}") from None
     if probabilities.shape[1] != len(actions):
         raise ValueError(f"{path} outputs {probabilities.shape[1]} classes but actions.npy names {len(actions)}")
     print(f"{path} ({model_format}), {len(usable)} sequence{'s' if len(usable) != 1 else ''}:")
@@ -270,6 +277,8 @@ def _train(args):
 
     if args.resume:
         settings = settings_from_run(args.resume)
+        if args.export:
+            settings.export = args.export
         return train(settings, resume_dir=args.resume)
     if not args.data:
         raise ValueError("--data DIR is required (the MP_Data folder), or --resume RUN_DIR to continue a run")

@@ -38,7 +38,7 @@ def atomic_write(path, write):
 
 
 def save_h5(model, path):
-    """The live app's format, written so that Keras 3 and Keras 2 (tf_keras, TF 2.10-2.15) both load
+    """The live app's format, written so that Keras 3 and Keras 2 (tf_keras; TF 2.15 and older apps) both load
     it with plain load_model (signtrain.h5compat). Returns None, or why the file is Keras 3 only.
 
     Keras 3 warns that HDF5 is legacy; it still is what the app loads.
@@ -50,9 +50,9 @@ def save_h5(model, path):
     def write(temp):
         model.save(temp)
         try:
-            h5compat.make_portable(temp)
-        except h5compat.NotPortable as error:
-            reason.append(str(error))
+            h5compat.make_portable(temp)  # everything is worked out before the file is touched
+        except Exception as error:  # noqa: BLE001 - whatever it is, the Keras 3 file is still good
+            reason.append(str(error) if isinstance(error, h5compat.NotPortable) else f"{type(error).__name__}: {error}")
 
     atomic_write(path, write)
     return reason[0] if reason else None
@@ -138,39 +138,70 @@ def parse_formats(text):
     return list(dict.fromkeys(formats))
 
 
-def export_and_check(model, run_dir, formats, X_check, reference=None):
+def require_converters(formats):
+    """Fail before training, not after it, when a format's converter or runtime is not installed."""
+    import importlib.util
+
+    needs = {"onnx": ("tf2onnx", "onnx", "onnxruntime")}
+    missing = [module for name in formats for module in needs.get(name, ()) if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ImportError(f"--export {','.join(formats)} needs {', '.join(missing)}: pip install 'signtrain[export]'")
+
+
+def _disagreements(outputs, reference, tolerance):
+    """Rows whose top-1 sign differs, not counting near ties (the Keras model's two best within the
+    tolerance, where float noise may pick either)."""
+    ordered = np.sort(reference, axis=1)
+    tie = ordered[:, -1] - ordered[:, -2] <= tolerance
+    return int(np.sum((outputs.argmax(axis=1) != reference.argmax(axis=1)) & ~tie))
+
+
+def export_and_check(model, run_dir, formats, X_check, reference=None, written=()):
     """Write each format into run_dir and compare its outputs with the Keras model's on X_check.
 
-    An export that differs by more than config.EXPORT_TOLERANCE or changes a top-1 sign is removed
-    and raises ValueError; one that exists already is kept and checked again. Returns
+    An export whose outputs are not finite, differ by more than config.EXPORT_TOLERANCE or change a
+    top-1 sign raises ValueError, and is removed if this call wrote it; one that exists already is
+    kept and checked again (`written`: formats the caller has just written itself). Returns
     {format: {"file", "max_abs_diff", "top1_agree", "checked_on", "converted"}} for metrics.json.
     """
     from signtrain import config, infer
 
     if reference is None:
         reference = model.predict(X_check, verbose=0)
+    reference = np.asarray(reference, dtype=np.float64)
     records = {}
     for name in formats:
         path = os.path.join(run_dir, config.EXPORT_FILES[name])
         converted = not os.path.exists(path)
-        if converted:
-            EXPORTERS[name](model, path)
-        outputs = infer.load_predictor(path, name)(X_check)
-        difference = float(np.max(np.abs(outputs.astype(np.float64) - reference)))
-        agree = int(np.sum(outputs.argmax(axis=1) == reference.argmax(axis=1)))
-        if difference > config.EXPORT_TOLERANCE or agree < len(X_check):
+        try:
+            if converted:
+                EXPORTERS[name](model, path)
+            outputs = np.asarray(infer.load_predictor(path, name)(X_check), dtype=np.float64)
+        except Exception as error:  # converters and runtimes raise their own exception types
+            if converted and os.path.exists(path):
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+            if isinstance(error, (ImportError, OSError)):
+                raise
+            raise ValueError(f"the {name} export of {run_dir} failed: {type(error).__name__}: {error}") from error
+        finite = bool(np.isfinite(outputs).all()) and outputs.shape == reference.shape
+        difference = float(np.max(np.abs(outputs - reference))) if finite else float("inf")
+        wrong = _disagreements(outputs, reference, config.EXPORT_TOLERANCE) if finite else len(X_check)
+        if not difference <= config.EXPORT_TOLERANCE or wrong:
             if converted:
                 shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
             raise ValueError(
-                f"the {name} export differs from the Keras model on the test sequences: max abs difference "
-                f"{difference:.2e} (allowed {config.EXPORT_TOLERANCE:.0e}), top-1 identical on {agree} of "
-                f"{len(X_check)}; {'removed' if converted else 'delete ' + path + ' and export again'}. "
+                f"the {name} export differs from the Keras model on the test sequences: "
+                f"{'outputs not finite or of another shape' if not finite else f'max abs difference {difference:.2e}'} "
+                f"(allowed {config.EXPORT_TOLERANCE:.0e}), top-1 different on {wrong} of {len(X_check)}; "
+                f"{'removed' if converted else 'delete ' + path + ' and export again'}. "
                 f"Please report it with the run's args.yaml."
             )
+        agree = len(X_check) - wrong
+        fresh = converted or name in written
         records[name] = {"file": config.EXPORT_FILES[name], "max_abs_diff": difference,
                          "top1_agree": f"{agree}/{len(X_check)}", "checked_on": "test sequences",
-                         "converted": converted}
-        print(f"{name}: {path} ({'written' if converted else 'kept, already there'}), max abs difference "
+                         "converted": fresh}
+        print(f"{name}: {path} ({'written' if fresh else 'kept, already there'}), max abs difference "
               f"{difference:.1e} vs Keras on {len(X_check)} test sequences, top-1 identical on {agree}")
     return records
 
@@ -207,9 +238,18 @@ def export_run(run_dir, formats, data_dir=None):
     with open(paths[config.METRICS_FILE], encoding="utf-8") as handle:
         metrics = json.load(handle)
     with open(paths[config.ARGS_FILE], encoding="utf-8") as handle:
-        args = yaml.safe_load(handle)
-    data_dir = data_dir or args["data"]
-    sequences = metrics.get("test_sequences") or []
+        try:
+            args = yaml.safe_load(handle)
+        except yaml.YAMLError:
+            args = None
+    sequences = metrics.get("test_sequences") if isinstance(metrics, dict) else None
+    if not sequences:
+        raise ValueError(f"{paths[config.METRICS_FILE]} lists no test_sequences to check the export on (a run of "
+                         f"an older signtrain?): train the run again with --export")
+    data_dir = data_dir or (args.get("data") if isinstance(args, dict) else None)
+    if not data_dir:
+        raise ValueError(f"{paths[config.ARGS_FILE]} does not say where the data is: pass --data DIR, the folder "
+                         f"the run trained on")
     X_check, missing = [], []
     for action, name in sequences:
         folder = os.path.join(data_dir, action, name)

@@ -1,4 +1,4 @@
-"""An `.h5` that loads with plain `load_model` in Keras 3 and in Keras 2 (tf_keras, TF 2.10-2.15).
+"""An `.h5` that loads with plain `load_model` in Keras 3 and in Keras 2 (tf_keras; TF 2.15 and older apps).
 
 Keras 3 writes the legacy HDF5 layout that Keras 2 reads (the `model_weights` groups, matched by
 layer order), but its `model_config` uses Keras 3 spellings that Keras 2 rejects: `batch_shape`,
@@ -8,8 +8,10 @@ spellings (that is how it loads old files), so one file can serve both: `make_po
 config attribute of a file Keras 3 wrote into Keras 2 spellings. The weights are not touched.
 
 The rewrite knows the layers signtrain builds (the spec's LSTM/BatchNorm/Dropout/Dense stack and
-the standard layers behind --normalize); anything else is left as Keras 3 wrote it, and the caller
-checks the result loads and predicts the same before shipping it.
+the standard layers behind --normalize) and each argument their configs have in Keras 3.15, all
+tested to load in Keras 2 (tests/test_export.py with tf_keras; TensorFlow 2.15's own Keras by
+hand). Another layer, or an argument a later Keras adds, raises NotPortable: the file then stays as
+Keras 3 wrote it and the run says it is for Keras 3 only, rather than promise what was not tested.
 """
 
 import json
@@ -28,6 +30,34 @@ _KERAS3_ONLY = {
 _DROP_FOR = {"LSTM": {"seed"}, "GRU": {"seed"}, "SimpleRNN": {"seed"}}
 # Initializer arguments Keras 2 understands; Keras 3 adds e.g. input_axes/output_axes (None).
 _INITIALIZER_KEYS = {"seed", "gain", "mean", "stddev", "minval", "maxval", "scale", "mode", "distribution", "value"}
+_COMMON = {"name", "trainable", "dtype"}
+_INITIALIZED = {"activation", "use_bias", "kernel_initializer", "bias_initializer", "kernel_regularizer",
+                "bias_regularizer", "kernel_constraint", "bias_constraint"}
+# Layer class -> the config keys (after the Keras 3 spellings above are dropped) known to load in Keras 2.
+KNOWN_LAYERS = {
+    "InputLayer": {"name", "dtype", "batch_shape", "sparse", "ragged"},
+    "LSTM": _COMMON | _INITIALIZED | {
+        "units", "recurrent_activation", "recurrent_initializer", "recurrent_regularizer", "recurrent_constraint",
+        "activity_regularizer", "unit_forget_bias", "dropout", "recurrent_dropout", "return_sequences",
+        "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask"},
+    "BatchNormalization": _COMMON | {
+        "axis", "momentum", "epsilon", "center", "scale", "beta_initializer", "gamma_initializer",
+        "moving_mean_initializer", "moving_variance_initializer", "beta_regularizer", "gamma_regularizer",
+        "beta_constraint", "gamma_constraint", "renorm", "renorm_clipping", "renorm_momentum"},
+    "Dropout": _COMMON | {"rate", "noise_shape", "seed"},
+    "Dense": _COMMON | _INITIALIZED | {"units", "activity_regularizer"},
+    "DepthwiseConv1D": _COMMON | {
+        "kernel_size", "strides", "padding", "data_format", "dilation_rate", "depth_multiplier", "activation",
+        "use_bias", "depthwise_initializer", "bias_initializer", "depthwise_regularizer", "bias_regularizer",
+        "activity_regularizer", "depthwise_constraint", "bias_constraint"},
+    "Add": _COMMON, "Subtract": _COMMON, "Multiply": _COMMON,
+    "Concatenate": _COMMON | {"axis"},
+    "UnitNormalization": _COMMON | {"axis"},
+    "Cropping1D": _COMMON | {"cropping"},
+    "Permute": _COMMON | {"dims"},
+    "ReLU": _COMMON | {"max_value", "negative_slope", "threshold"},
+    "Rescaling": _COMMON | {"scale", "offset"},
+}
 _OPTIMIZER_KEYS = {"name", "learning_rate", "beta_1", "beta_2", "epsilon", "amsgrad"}
 _TRAINING_KEYS = {"loss", "metrics", "weighted_metrics", "loss_weights", "optimizer_config"}
 
@@ -45,7 +75,7 @@ def _dtype_name(value):
 def _serialized_object(value):
     """Keras 2 reads {"class_name", "config"}; Keras 3 adds module and registered_name."""
     config = value.get("config") or {}
-    if value.get("module", "").startswith("keras.initializers"):
+    if str(value.get("module") or "").startswith("keras.initializers"):
         extra = {key: item for key, item in config.items() if key not in _INITIALIZER_KEYS}
         if any(item is not None for item in extra.values()):
             raise NotPortable(f"initializer {value['class_name']} uses {sorted(extra)}")
@@ -54,6 +84,8 @@ def _serialized_object(value):
 
 
 def _layer_config(class_name, config):
+    if class_name not in KNOWN_LAYERS:
+        raise NotPortable(f"layer {config.get('name')} is a {class_name}, not among the layers tested in Keras 2")
     out = {}
     for key, value in config.items():
         if key in _KERAS3_ONLY:
@@ -62,6 +94,9 @@ def _layer_config(class_name, config):
             continue
         if key in _DROP_FOR.get(class_name, ()):
             continue
+        if key not in KNOWN_LAYERS[class_name]:
+            raise NotPortable(f"layer {config.get('name')} ({class_name}) has the argument {key!r}, not tested in "
+                              f"Keras 2")
         if key == "dtype":
             value = _dtype_name(value)
         elif key == "batch_shape":
@@ -78,8 +113,8 @@ def _keras_tensors(value):
         return [list(value["config"]["keras_history"])]
     if isinstance(value, (list, tuple)):
         return [history for item in value for history in _keras_tensors(item)]
-    if isinstance(value, dict):
-        raise NotPortable(f"a layer is called with a non-tensor argument {value}")
+    if isinstance(value, dict) or value is not None:
+        raise NotPortable(f"a layer is called with a non-tensor argument {value!r}")
     return []
 
 

@@ -29,9 +29,15 @@ def format_of(path):
     return formats[extension]
 
 
+def _with_features(predict, features):
+    """Attach the frame width the model takes (None: unknown) to a predict function."""
+    predict.features = int(features) if isinstance(features, (int, np.integer)) and features > 0 else None
+    return predict
+
+
 def keras_predict(model):
     """Keras' model.predict: what most tutorials call in the live loop (one call ~45 ms)."""
-    return lambda X: model.predict(np.asarray(X, dtype=np.float32), verbose=0)
+    return _with_features(lambda X: model.predict(np.asarray(X, dtype=np.float32), verbose=0), model.input_shape[-1])
 
 
 def keras_compiled(model):
@@ -41,7 +47,7 @@ def keras_compiled(model):
     _, frames, features = model.input_shape
     call = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
                        input_signature=[tf.TensorSpec([None, frames, features], tf.float32)])
-    return lambda X: call(np.asarray(X, dtype=np.float32)).numpy()
+    return _with_features(lambda X: call(np.asarray(X, dtype=np.float32)).numpy(), features)
 
 
 def _savedmodel(path):
@@ -56,7 +62,11 @@ def _savedmodel(path):
             output = next(iter(output.values()))
         return output.numpy()
 
-    return predict
+    try:
+        features = serve.structured_input_signature[0][0].shape[-1]
+    except (AttributeError, IndexError, TypeError):
+        features = None
+    return _with_features(predict, features)
 
 
 def _onnx(path, threads=None):
@@ -68,8 +78,9 @@ def _onnx(path, threads=None):
     if threads:
         options.intra_op_num_threads = threads
     session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda X: session.run(None, {name: np.asarray(X, dtype=np.float32)})[0]
+    source = session.get_inputs()[0]
+    return _with_features(lambda X: session.run(None, {source.name: np.asarray(X, dtype=np.float32)})[0],
+                          source.shape[-1])
 
 
 def _tflite_interpreter(path, threads=None):
@@ -86,7 +97,8 @@ def _tflite(path, threads=None):
     """The TFLite file takes one sequence per call (its batch size is fixed at 1): rows one by one."""
     interpreter = _tflite_interpreter(path, threads)
     interpreter.allocate_tensors()
-    source, target = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
+    details = interpreter.get_input_details()[0]
+    source, target = details["index"], interpreter.get_output_details()[0]["index"]
 
     def predict(X):
         outputs = []
@@ -96,7 +108,7 @@ def _tflite(path, threads=None):
             outputs.append(interpreter.get_tensor(target)[0].copy())
         return np.stack(outputs)
 
-    return predict
+    return _with_features(predict, details["shape"][-1])
 
 
 def load_predictor(path, model_format=None, threads=None):
@@ -119,13 +131,16 @@ def load_predictor(path, model_format=None, threads=None):
 
 def find_model(model, model_format=None):
     """(model path, format, actions) from --model: a run folder (with --format) or a model file."""
-    if os.path.isdir(model) and os.path.exists(os.path.join(model, config.ACTIONS_FILE)):
+    if not os.path.exists(model):
+        raise FileNotFoundError(f"{model} not found: --model takes a run folder (runs/train/exp) or a model file")
+    if os.path.isdir(model) and not os.path.exists(os.path.join(model, "saved_model.pb")):
         run_dir, model_format = model, model_format or "keras"
         files = dict(config.EXPORT_FILES, keras=config.MODEL_FILE)
         path = os.path.join(run_dir, files[model_format])
         if not os.path.exists(path):
-            raise FileNotFoundError(f"{path} not found: export it first with "
-                                    f"signtrain export {run_dir} --format {model_format}")
+            fix = (f"export it first with signtrain export {run_dir} --format {model_format}" if model_format != "keras"
+                   else "--model takes a finished run folder")
+            raise FileNotFoundError(f"{path} not found: {fix}")
     else:
         path, run_dir = model, os.path.dirname(os.path.abspath(model))
         model_format = model_format or format_of(path)
@@ -143,14 +158,21 @@ def read_sequences(path, sequence_length=config.SEQUENCE_LENGTH):
     if os.path.isfile(path):
         if not path.endswith(".npy"):
             raise ValueError(f"{path}: --data takes an .npy file or a folder of frames")
-        array = np.load(path, allow_pickle=False)
+        try:
+            array = np.load(path, allow_pickle=False)
+        except ValueError as error:
+            raise ValueError(f"{path} is not a plain numeric .npy ({error})") from None
         if array.ndim == 2:
             array = array[None]
-        if array.ndim != 3 or array.shape[1] != sequence_length:
-            raise ValueError(f"{path} has shape {array.shape}; expected ({sequence_length}, 1662) for one sequence "
-                             f"or (n, {sequence_length}, 1662) for several")
-        return [(f"{os.path.basename(path)}[{index}]" if len(array) > 1 else os.path.basename(path), row)
-                for index, row in enumerate(array.astype(np.float32))]
+        if array.ndim != 3 or array.shape[1] != sequence_length or array.dtype.kind not in "fiu":
+            raise ValueError(f"{path} has shape {array.shape} ({array.dtype}); expected ({sequence_length}, values "
+                             f"per frame) for one sequence, e.g. ({sequence_length}, 1662), or (n, {sequence_length}, "
+                             f"values per frame) for several")
+        names = [f"{os.path.basename(path)}[{index}]" if len(array) > 1 else os.path.basename(path)
+                 for index in range(len(array))]
+        rows = array.astype(np.float32)
+        return [(name, row if np.isfinite(row).all() else "contains NaN, inf or a value beyond float32")
+                for name, row in zip(names, rows)]
     if not os.path.isdir(path):
         raise FileNotFoundError(f"{path} not found")
     if os.path.exists(os.path.join(path, "0.npy")):
@@ -158,7 +180,7 @@ def read_sequences(path, sequence_length=config.SEQUENCE_LENGTH):
     found = []
     for name in sorted(os.listdir(path), key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else 0, n)):
         child = os.path.join(path, name)
-        if os.path.isdir(child) and not name.startswith("."):
+        if os.path.isdir(child) and not name.startswith(".") and not os.path.islink(child):
             if os.path.exists(os.path.join(child, "0.npy")):
                 found.append((name, data.load_sequence(child, sequence_length)))
                 continue

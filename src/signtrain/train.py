@@ -46,7 +46,8 @@ class TrainSettings:
             if not isinstance(value, int) or value < (0 if name == "patience" else 1):
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive whole number, got {value!r}")
         if self.export:
-            self.export = export.parse_formats(",".join(self.export))
+            self.export = export.parse_formats(self.export if isinstance(self.export, str) else ",".join(self.export))
+            export.require_converters(self.export)
         if self.strategy not in distribute.STRATEGIES:
             raise ValueError(f"--strategy {self.strategy!r} is not one of {', '.join(distribute.STRATEGIES)}")
 
@@ -408,12 +409,20 @@ def train(settings, resume_dir=None):
         "seed": settings.seed,
         "versions": run_versions,
     }
-    # Keras 2 (tf_keras, TF 2.10-2.15 apps) loads action_model.h5 too, unless the rewrite met something new.
+    # Keras 2 (tf_keras, TF <= 2.15 apps) loads action_model.h5 too, unless the rewrite met something new.
     metrics["h5_loads_in"] = ["keras3"] + ([] if h5_keras3_only else ["keras2"])
     if h5_keras3_only:
         metrics["h5_keras3_only_because"] = h5_keras3_only
-    if settings.export:
-        metrics["exports"] = export.export_and_check(best, run_dir, settings.export, X_test, probabilities)
+    failed_exports = []
+    if settings.export:  # one format failing keeps the run and the other formats
+        metrics["exports"] = {}
+        for name in settings.export:
+            try:
+                metrics["exports"].update(export.export_and_check(best, run_dir, [name], X_test, probabilities,
+                                                                  written=("savedmodel",)))
+            except (ValueError, ImportError, OSError) as error:
+                metrics["exports"][name] = {"error": str(error)}
+                failed_exports.append((name, error))
     metrics["diagnostics"] = diagnose.diagnose(metrics, history)
     if recording:
         metrics["external_test"] = evaluate.evaluate_recording(shipped, dataset.actions, recording)
@@ -436,10 +445,14 @@ def train(settings, resume_dir=None):
     )
     print(f"run saved to {run_dir}: {config.MODEL_FILE} and {config.ACTIONS_FILE} go to the live app")
     if h5_keras3_only:
-        print(f"{config.MODEL_FILE} loads in Keras 3 (TensorFlow 2.16+) only ({h5_keras3_only}); for a TF 2.10-2.15 "
-              f"app export it with --export onnx (ONNX Runtime) or tflite")
+        print(f"{config.MODEL_FILE} loads in Keras 3 (TensorFlow 2.16+) only ({h5_keras3_only}); for a TF <= 2.15 "
+              f"app use signtrain export {run_dir} --format onnx (ONNX Runtime) or tflite")
     else:
-        print(f"{config.MODEL_FILE} loads with load_model in Keras 3 (TF 2.16+) and Keras 2 (TF 2.10-2.15, tf_keras)")
+        print(f"{config.MODEL_FILE} loads with load_model in Keras 3 (TF 2.16+) and Keras 2 (tf_keras; TF 2.15)")
+    if failed_exports:
+        names = ",".join(name for name, _ in failed_exports)
+        raise ValueError(f"{'; '.join(str(error) for _, error in failed_exports)}. The run itself is complete in "
+                         f"{run_dir}; retry with: signtrain export {run_dir} --format {names}")
     return run_dir, metrics
 
 
