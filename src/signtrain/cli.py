@@ -98,6 +98,8 @@ def _add_actions_flag(parser):
 
 
 def build_parser():
+    from signtrain import infer
+
     parser = argparse.ArgumentParser(
         prog="signtrain",
         description="Train the sign-language LSTM that the live translator loads (action_model.h5 + actions.npy).",
@@ -137,7 +139,7 @@ def build_parser():
                          help="a run folder (with --format) or a model file: .h5, .keras, .onnx, .tflite, or a "
                               "SavedModel folder; actions.npy must be beside it")
     predict.add_argument("--data", required=True, metavar="SEQ_DIR_OR_NPY", help="what to classify")
-    predict.add_argument("--format", choices=("keras", "savedmodel", "onnx", "tflite"), default=None,
+    predict.add_argument("--format", choices=infer.FORMATS, default=None,
                          help="which of a run folder's files to use (default keras: action_model.h5)")
     predict.add_argument("--top", type=_positive_int, default=3, metavar="K", help="signs to show (default 3)")
 
@@ -241,9 +243,9 @@ def _predict(args):
             usable.append((name, sequence))
     if not usable:
         raise ValueError(f"no sequence in {args.data} that {path} can take: see the lines above")
-    X = np.stack([sequence for _, sequence in usable]) if len({s.shape for _, s in usable}) == 1 else None
-    if X is None:
+    if len({sequence.shape for _, sequence in usable}) > 1:  # only when the model's width is unknown
         raise ValueError(f"the sequences in {args.data} have different frame widths; predict one layout at a time")
+    X = np.stack([sequence for _, sequence in usable])
     try:
         probabilities = predict(X)
     except Exception as error:  # every runtime has its own exception types
