@@ -29,7 +29,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "src"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from signtrain import config, data, export, infer, synth  # noqa: E402
+from signtrain import config, export, infer, synth  # noqa: E402
 from signtrain import model as model_lib  # noqa: E402
 from signtrain.train import TrainSettings, train, versions  # noqa: E402
 
@@ -40,7 +40,7 @@ def trained_run(work, epochs):
     data_dir = synth.write_mp_data(os.path.join(work, "MP_Data"), sequences=20, seed=11)
     run_dir, _ = train(TrainSettings(data=data_dir, epochs=epochs, out=os.path.join(work, "run"), verbose=0,
                                      export=["onnx", "tflite"]))
-    return run_dir, data_dir
+    return run_dir
 
 
 def latency(predict, X, calls, warmup=20):
@@ -76,16 +76,9 @@ def main():
             run_dir = os.path.join(work, "run")
             shutil.copytree(args.run, run_dir)
             export.export_run(run_dir, ["savedmodel", "onnx", "tflite"])
-            with open(os.path.join(run_dir, config.ARGS_FILE)) as handle:
-                import yaml
-
-                data_dir = yaml.safe_load(handle)["data"]
         else:
-            run_dir, data_dir = trained_run(work, 1 if args.quick else 30)
-        with open(os.path.join(run_dir, config.METRICS_FILE)) as handle:
-            metrics = json.load(handle)
-        X_test = np.stack([data.load_sequence(os.path.join(data_dir, action, name))
-                           for action, name in metrics["test_sequences"]])
+            run_dir = trained_run(work, 1 if args.quick else 30)
+        X_test, _ = export.read_test_sequences(run_dir)
         net = model_lib.load_model(os.path.join(run_dir, config.MODEL_FILE))
         path = {name: os.path.join(run_dir, file) for name, file in config.EXPORT_FILES.items()}
         methods = {

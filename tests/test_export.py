@@ -56,10 +56,7 @@ def exported_run(short_run, tmp_path_factory):
     shutil.copytree(run_dir, copy)
     shutil.rmtree(os.path.join(copy, config.SAVEDMODEL_DIR))  # written again by the export
     assert cli.main(["export", copy, "--format", ",".join(FORMATS)]) == 0
-    with open(os.path.join(copy, config.METRICS_FILE)) as handle:
-        metrics = json.load(handle)
-    X_test = np.stack([infer.read_sequences(os.path.join(data_dir, action, name))[0][1]
-                       for action, name in metrics["test_sequences"]])
+    X_test, metrics = export.read_test_sequences(copy)  # metrics.json as the export left it
     return copy, data_dir, metrics, X_test
 
 
@@ -185,11 +182,9 @@ def test_train_normalize_exports_and_loads_in_keras2(tmp_path):
     assert cli.main(["train", "--data", data_dir, "--epochs", "2", "--normalize", "--export", "onnx,tflite",
                      "--out", str(tmp_path / "run")]) == 0
     run_dir = str(tmp_path / "run")
-    with open(os.path.join(run_dir, config.METRICS_FILE)) as handle:
-        metrics = json.load(handle)
+    X, metrics = export.read_test_sequences(run_dir)
     assert set(metrics["exports"]) == {"onnx", "tflite"} and metrics["h5_loads_in"] == ["keras3", "keras2"]
-    X = np.stack([infer.read_sequences(os.path.join(data_dir, action, name))[0][1]
-                  for action, name in metrics["test_sequences"]])
+    assert len(X) == metrics["n_test"]
     reference = keras3_predict(os.path.join(run_dir, config.MODEL_FILE), X)
     for name in ("onnx", "tflite"):
         outputs = infer.load_predictor(os.path.join(run_dir, config.EXPORT_FILES[name]))(X)

@@ -18,21 +18,23 @@ def partial_name(path):
     return os.path.join(folder, f".{stem}.partial{extension}")
 
 
+def remove_path(path, ignore_errors=False):
+    """Delete a file or a folder (a SavedModel is a folder) if it is there."""
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=ignore_errors)
+    elif os.path.exists(path):
+        os.remove(path)
+
+
 def atomic_write(path, write):
     """Call write(temp_path), then rename temp_path to path. Returns path."""
     temp = partial_name(path)
-    if os.path.isdir(temp):
-        shutil.rmtree(temp)
-    elif os.path.exists(temp):
-        os.remove(temp)
+    remove_path(temp)
     try:
         write(temp)
         os.replace(temp, path)
     except BaseException:
-        if os.path.isdir(temp):
-            shutil.rmtree(temp, ignore_errors=True)
-        elif os.path.exists(temp):
-            os.remove(temp)
+        remove_path(temp, ignore_errors=True)
         raise
     return path
 
@@ -178,8 +180,8 @@ def export_and_check(model, run_dir, formats, X_check, reference=None, written=(
                 EXPORTERS[name](model, path)
             outputs = np.asarray(infer.load_predictor(path, name)(X_check), dtype=np.float64)
         except Exception as error:  # converters and runtimes raise their own exception types
-            if converted and os.path.exists(path):
-                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+            if converted:
+                remove_path(path)
             if isinstance(error, (ImportError, OSError)):
                 raise
             raise ValueError(f"the {name} export of {run_dir} failed: {type(error).__name__}: {error}") from error
@@ -188,7 +190,7 @@ def export_and_check(model, run_dir, formats, X_check, reference=None, written=(
         wrong = _disagreements(outputs, reference, config.EXPORT_TOLERANCE) if finite else len(X_check)
         if not difference <= config.EXPORT_TOLERANCE or wrong:
             if converted:
-                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+                remove_path(path)
             raise ValueError(
                 f"the {name} export differs from the Keras model on the test sequences: "
                 f"{'outputs not finite or of another shape' if not finite else f'max abs difference {difference:.2e}'} "
@@ -224,12 +226,12 @@ def write_yaml(path, data):
     return write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
-def export_run(run_dir, formats, data_dir=None):
-    """`signtrain export RUN_DIR --format ...`: export a finished run's action_model.h5, check it on the
-    run's own test sequences (read again from its data folder) and record it in metrics.json."""
+def read_test_sequences(run_dir, data_dir=None):
+    """The run's test sequences (metrics.json test_sequences), read again from its data folder
+    (args.yaml, or data_dir when it moved): what exports are checked and benchmarked on."""
     import yaml
 
-    from signtrain import config, data, model as model_lib
+    from signtrain import config, data
 
     paths = {name: os.path.join(run_dir, name) for name in (config.MODEL_FILE, config.METRICS_FILE, config.ARGS_FILE)}
     for path in paths.values():
@@ -264,8 +266,17 @@ def export_run(run_dir, formats, data_dir=None):
             f"{len(missing) or 'all'} cannot be read (e.g. {missing[:1] or data_dir}). Pass the data folder the "
             f"run trained on with --data DIR"
         )
-    model = model_lib.load_model(paths[config.MODEL_FILE])
-    records = export_and_check(model, run_dir, formats, np.stack(X_check))
+    return np.stack(X_check), metrics
+
+
+def export_run(run_dir, formats, data_dir=None):
+    """`signtrain export RUN_DIR --format ...`: export a finished run's action_model.h5, check it on the
+    run's own test sequences (read again from its data folder) and record it in metrics.json."""
+    from signtrain import config, model as model_lib
+
+    X_check, metrics = read_test_sequences(run_dir, data_dir)
+    model = model_lib.load_model(os.path.join(run_dir, config.MODEL_FILE))
+    records = export_and_check(model, run_dir, formats, X_check)
     metrics["exports"] = dict(metrics.get("exports") or {}, **records)
-    write_json(paths[config.METRICS_FILE], metrics)
+    write_json(os.path.join(run_dir, config.METRICS_FILE), metrics)
     return records

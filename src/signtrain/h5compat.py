@@ -27,7 +27,7 @@ _KERAS3_ONLY = {
 }
 # Arguments that mean something else per layer: an LSTM's seed only seeds its dropout masks
 # (Keras 2 LSTMs take none), a Dropout's seed exists in both.
-_DROP_FOR = {"LSTM": {"seed"}, "GRU": {"seed"}, "SimpleRNN": {"seed"}}
+_DROP_FOR = {"LSTM": {"seed"}}
 # Initializer arguments Keras 2 understands; Keras 3 adds e.g. input_axes/output_axes (None).
 _INITIALIZER_KEYS = {"seed", "gain", "mean", "stddev", "minval", "maxval", "scale", "mode", "distribution", "value"}
 _COMMON = {"name", "trainable", "dtype"}
