@@ -86,7 +86,10 @@ def _lstm_forward_backward(tf, units, return_sequences, needs_input_gradient):
                                           tanh_c * o * (1.0 - o)], axis=2))
             forget = tf.unstack(f)
             upstream_steps = tf.unstack(tf.transpose(upstream, (1, 0, 2))) if return_sequences else None
-            recurrent_t = tf.transpose(recurrent_kernel)
+            # A Snapshot (a copy) of the transposed kernel: a Transpose feeding a product directly is
+            # folded by the graph optimizer into a transpose_b product, which measured 4-5x slower per
+            # step for these small shapes (16 x 512 by 512 x 128: 7.2 ms against 1.8 ms for 30 steps).
+            recurrent_t = tf.raw_ops.Snapshot(input=tf.transpose(recurrent_kernel))
             dh_next = dc_next = None
             dz_steps = [None] * steps
             for t in reversed(range(steps)):
@@ -162,6 +165,38 @@ def supported(model):
     return True
 
 
+def _fused_adam_update(optimizer):
+    """Keras' Adam update_step as TensorFlow's fused ResourceApplyAdam kernel: one op per variable.
+
+    Keras writes Adam as ~10 element-wise ops per variable, each a pass over the weights: for the
+    first LSTM's 1662 x 256 kernel that measured ~3 ms a step, 10% of it. The fused kernel computes
+    the same formula in the same order (m += (g - m)(1 - beta_1); v += (g^2 - v)(1 - beta_2);
+    w -= m * alpha / (sqrt(v) + epsilon), alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)) in one
+    pass, on Keras' own slot variables; Keras still counts the iterations, scales and clips.
+    Returns None where the optimizer is not a plain Adam (amsgrad, weight decay, EMA): Keras' own
+    update then runs.
+    """
+    import tensorflow as tf
+    from tensorflow import keras
+
+    if (type(optimizer) is not keras.optimizers.Adam or optimizer.amsgrad or optimizer.weight_decay
+            or optimizer.use_ema):
+        return None
+
+    def update_step(gradient, variable, learning_rate):
+        index = optimizer._get_variable_index(variable)
+        dtype = variable.dtype
+        step = tf.cast(optimizer.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(optimizer.beta_1, dtype), tf.cast(optimizer.beta_2, dtype)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=optimizer._momentums[index].value.handle,
+            v=optimizer._velocities[index].value.handle, beta1_power=tf.pow(beta_1, step),
+            beta2_power=tf.pow(beta_2, step), lr=tf.cast(learning_rate, dtype), beta1=beta_1, beta2=beta_2,
+            epsilon=tf.cast(optimizer.epsilon, dtype), grad=tf.cast(gradient, dtype), use_locking=False)
+
+    return update_step
+
+
 def install(model):
     """Give a compiled model the fast train_step and test_step. Returns the model.
 
@@ -214,6 +249,9 @@ def install(model):
         return model.compute_metrics(x, y, y_pred, sample_weight=None)
 
     model.train_step, model.test_step = train_step, test_step
+    fused = _fused_adam_update(model.optimizer)
+    if fused is not None:
+        model.optimizer.update_step = fused
     model.steps_per_execution = STEPS_PER_EXECUTION
     model.train_function = model.test_function = None  # rebuilt by the next fit
     return model
@@ -233,10 +271,12 @@ def datasets(x, y, validation_data, batch_size, seed):
 
     x_val, y_val = validation_data
     as32 = lambda *arrays: tuple(np.asarray(a, np.float32) for a in arrays)  # noqa: E731
-    train = (tf.data.Dataset.from_tensor_slices(as32(x, y))
-             .shuffle(len(x), seed=seed, reshuffle_each_iteration=False)
-             .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    # One order for all epochs, drawn from the seed; the batches are cut once and kept (cache):
+    # no epoch copies rows into a shuffle buffer or into batches again (that copying measured
+    # ~4 ms a batch here, a tenth of a training step).
+    order = np.random.default_rng(seed).permutation(len(x))
+    train = tf.data.Dataset.from_tensor_slices(as32(np.asarray(x)[order], np.asarray(y)[order])).batch(batch_size).cache()
     # Validation runs in inference mode (no batch statistics): bigger batches give the same numbers
     # in fewer calls.
     validation = tf.data.Dataset.from_tensor_slices(as32(x_val, y_val)).batch(VALIDATION_BATCH_SIZE).cache()
-    return {"x": train, "validation_data": validation.prefetch(tf.data.AUTOTUNE)}
+    return {"x": train, "validation_data": validation}
