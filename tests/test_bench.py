@@ -37,6 +37,12 @@ def test_train_speed_quick(tmp_path):
     assert "naive:" in stdout and "signtrain:" in stdout and "floor" in stdout
 
 
+def test_stream_memory_quick(tmp_path):
+    stdout = _quick(tmp_path, "stream_memory.py")
+    assert "in memory: peak anonymous memory" in stdout and "stream: peak anonymous memory" in stdout
+    assert "QUICK" in stdout
+
+
 def test_load_speed_quick(tmp_path):
     stdout = _quick(tmp_path, "load_speed.py")
     assert "from the cache" in stdout and "QUICK" in stdout

@@ -15,6 +15,7 @@ written to a temp name and renamed. Where the data folder is read-only, nothing 
 import hashlib
 import json
 import os
+import socket
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +53,11 @@ def default_workers():
     return min(32, 4 * (os.cpu_count() or 1))
 
 
+def _temp_stem(path):
+    # Host and process: workers of a multi-machine run may pack the same shared folder at once.
+    return f"{path}.partial{socket.gethostname()}-{os.getpid()}"
+
+
 def _read(path):
     """{relative folder: (signature, array or reason)} from a cache file; {} when absent or unreadable."""
     try:
@@ -81,7 +87,7 @@ def _write(path, entries):
             index[folder] = {"signature": folder_signature, "group": name, "row": len(groups[name]) - 1}
     arrays = {name: np.stack(values) for name, values in groups.items()}
     arrays["index"] = np.array(json.dumps({"version": CACHE_VERSION, "entries": index}))
-    temp = f"{path}.partial{os.getpid()}.npz"
+    temp = f"{_temp_stem(path)}.npz"
     try:
         np.savez(temp, **arrays)
         os.replace(temp, path)
@@ -128,3 +134,125 @@ def load_sequences(data_dir, sequence_dirs, load_one, sequence_length, workers=N
         if entries.keys() != cached.keys() or any(entries[name][0] != cached[name][0] for name in entries):
             _write(cache_path, entries)
     return results
+
+
+# --- Streaming: data sets bigger than memory --------------------------------------------------
+# The packed cache is an uncompressed .npz (np.savez stores members as they are), so each group of
+# sequences in it is one contiguous .npy inside the file, and can be memory-mapped: the operating
+# system pages rows in as training reads them and drops them again, whatever the data's size.
+
+UNSETTLED = "unsettled"  # signature of a folder packed for this run but too fresh to trust next time
+_LOCAL_HEADER = 30  # a zip local file header's fixed part; its name and extra field follow
+
+
+def open_group(path, name):
+    """A read-only np.memmap of the group `name` (e.g. "X_30x1662") of a packed cache file."""
+    with zipfile.ZipFile(path) as packed:
+        info = packed.getinfo(f"{name}.npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"{path}: {name} is compressed and cannot be streamed; delete the file (it is only a cache)")
+    with open(path, "rb") as stream:
+        stream.seek(info.header_offset)
+        local = stream.read(_LOCAL_HEADER)
+        name_length, extra_length = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
+        stream.seek(info.header_offset + _LOCAL_HEADER + name_length + extra_length)
+        version = np.lib.format.read_magic(stream)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(stream)
+        offset = stream.tell()
+    if fortran_order:
+        raise ValueError(f"{path}: {name} is not in C order; delete the file (it is only a cache)")
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+
+
+def _read_index(path):
+    """{relative folder: index entry} of a cache file without reading its arrays; {} when unusable."""
+    try:
+        with np.load(path, allow_pickle=False) as packed:
+            index = json.loads(str(packed["index"]))
+        return index["entries"] if index.get("version") == CACHE_VERSION else {}
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
+        return {}
+
+
+def pack(data_dir, sequence_dirs, load_one, sequence_length, workers=None, chunk=256):
+    """load_sequences for data bigger than memory: every folder's sequence goes straight into a new
+    packed cache, chunk folders at a time, and is never held in memory with the others.
+
+    Unchanged folders are copied from the old cache (memory-mapped), the others read from their
+    frames. Returns (path of the cache, per folder: the reason it is unusable, or (group, row)).
+    Only the folders asked for are kept in the new cache. Raises ValueError where the data folder
+    is not writable (the rows must live somewhere on disk).
+    """
+    started = time.time_ns()
+    cache_path = os.path.join(data_dir, CACHE_FILE)
+    relative = [os.path.relpath(folder, data_dir) for folder in sequence_dirs]
+    old_entries, old_groups = _read_index(cache_path), {}
+    temp = _temp_stem(cache_path)
+    raw_files, rows, results, index = {}, {}, [], {}
+    settled = started - RACY_SECONDS * 10**9
+    try:
+        with ThreadPoolExecutor(workers or default_workers()) as pool:
+            for begin in range(0, len(sequence_dirs), chunk):
+                folders = sequence_dirs[begin:begin + chunk]
+                signatures = list(pool.map(lambda folder: signature(folder, sequence_length), folders))
+                values, missing = [None] * len(folders), []
+                for position, (name, (digest, _)) in enumerate(zip(relative[begin:begin + chunk], signatures)):
+                    entry = old_entries.get(name)
+                    if entry is None or entry["signature"] != digest:
+                        missing.append(position)
+                    elif "reason" in entry:
+                        values[position] = entry["reason"]
+                    else:
+                        if entry["group"] not in old_groups:
+                            old_groups[entry["group"]] = open_group(cache_path, entry["group"])
+                        # A copy: no view may keep the old file mapped when it is replaced.
+                        values[position] = np.array(old_groups[entry["group"]][entry["row"]])
+                for position, value in zip(missing, pool.map(lambda p: load_one(folders[p], sequence_length), missing)):
+                    values[position] = value
+                for position, value in enumerate(values):
+                    name, (digest, newest) = relative[begin + position], signatures[position]
+                    if position in missing and not (newest < settled and signature(
+                            folders[position], sequence_length)[0] == digest):
+                        digest = UNSETTLED  # packed for this run; read again next time
+                    if isinstance(value, str):
+                        index[name] = {"signature": digest, "reason": value}
+                        results.append(value)
+                        continue
+                    value = np.ascontiguousarray(value, np.float32)
+                    group = "X_" + "x".join(str(n) for n in value.shape)
+                    if group not in raw_files:
+                        raw_files[group] = open(f"{temp}.{group}.raw", "wb")
+                        rows[group] = 0
+                    raw_files[group].write(value.tobytes())
+                    index[name] = {"signature": digest, "group": group, "row": rows[group]}
+                    results.append((group, rows[group]))
+                    rows[group] += 1
+        old_groups.clear()  # the old file's maps closed before it is replaced
+        for raw in raw_files.values():
+            raw.close()
+        with zipfile.ZipFile(f"{temp}.npz", "w", zipfile.ZIP_STORED, allowZip64=True) as packed:
+            for group, count in rows.items():
+                shape = (count, *(int(n) for n in group[2:].split("x")))
+                with packed.open(f"{group}.npy", "w", force_zip64=True) as member, \
+                        open(f"{temp}.{group}.raw", "rb") as raw:
+                    np.lib.format.write_array_header_2_0(
+                        member, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                                 "fortran_order": False, "shape": shape})
+                    while block := raw.read(1 << 24):
+                        member.write(block)
+            with packed.open("index.npy", "w") as member:
+                np.save(member, np.array(json.dumps({"version": CACHE_VERSION, "entries": index})))
+        os.replace(f"{temp}.npz", cache_path)
+    except OSError as error:
+        raise ValueError(
+            f"--stream keeps the sequences in {cache_path}, and it could not be written ({error}). Make "
+            f"{data_dir!r} writable (or copy it somewhere writable), or train without --stream."
+        ) from None
+    finally:
+        for raw in raw_files.values():
+            raw.close()
+        for leftover in [f"{temp}.{group}.raw" for group in raw_files] + [f"{temp}.npz"]:
+            if os.path.exists(leftover):
+                os.remove(leftover)
+    return cache_path, results

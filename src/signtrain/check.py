@@ -13,10 +13,13 @@ from signtrain import config, data
 PARTS = ("pose", "face", "left_hand", "right_hand")
 
 
-def _missing_share(X, part):
-    """Share of frames where a block is all zeros (MediaPipe did not detect that part)."""
-    block = X[..., config.block_slice(part)]
-    return float(np.mean(np.all(block == 0, axis=-1))) if len(X) else 0.0
+# Rows looked at together: X may be a memory map of data bigger than memory (train --stream).
+CHUNK_ROWS = 256
+
+
+def _missing_shares(X):
+    """Per sequence and part: share of frames where the block is all zeros (MediaPipe did not detect it)."""
+    return np.stack([np.mean(np.all(X[..., config.block_slice(part)] == 0, axis=-1), axis=1) for part in PARTS], axis=1)
 
 
 def _sequence_traits(X):
@@ -34,34 +37,50 @@ def _sequence_traits(X):
     return left_seen, right_seen, mirrored, shoulder_width
 
 
+def _per_sequence(X, contract):
+    """Everything summarize needs from the frames, one value per sequence, CHUNK_ROWS rows at a time."""
+    n = len(X)
+    digests, frozen = [], np.zeros(n, bool)
+    missing, no_hand = np.zeros((n, len(PARTS))), np.zeros(n)
+    left_seen, right_seen = np.zeros(n), np.zeros(n)
+    mirrored, shoulder_width = np.zeros(n, bool), np.full(n, np.nan)
+    for begin in range(0, n, CHUNK_ROWS):
+        chunk = np.asarray(X[begin:begin + CHUNK_ROWS])
+        rows = slice(begin, begin + len(chunk))
+        digests += [hashlib.sha1(sequence.tobytes()).hexdigest() for sequence in chunk]
+        frozen[rows] = np.all(chunk == chunk[:, :1], axis=(1, 2))
+        # Body-part statistics need the contract's layout; other layouts (--any-layout) get counts only.
+        if contract:
+            missing[rows] = _missing_shares(chunk)
+            no_hand[rows] = np.mean(np.all(chunk[..., config.block_slice("left_hand")] == 0, axis=-1)
+                                    & np.all(chunk[..., config.block_slice("right_hand")] == 0, axis=-1), axis=1)
+            left_seen[rows], right_seen[rows], mirrored[rows], shoulder_width[rows] = _sequence_traits(chunk)
+    return digests, frozen, missing, no_hand, left_seen, right_seen, mirrored, shoulder_width
+
+
 def summarize(dataset):
     """Per-action table and the problems found, as plain data (goes into metrics.json)."""
-    digests = {}
-    for row, (action, name) in enumerate(dataset.sequences):
-        digests.setdefault(hashlib.sha1(dataset.X[row].tobytes()).hexdigest(), []).append(f"{action}/{name}")
-    duplicates = [group for group in digests.values() if len(group) > 1]
-    frozen = [f"{action}/{name}" for row, (action, name) in enumerate(dataset.sequences)
-              if np.all(dataset.X[row] == dataset.X[row, :1])]
-    # Body-part statistics need the contract's layout; other layouts (--any-layout) get counts only.
     contract = dataset.num_features == config.NUM_FEATURES and not dataset.layout_problem
-    if contract:
-        left_seen, right_seen, mirrored, shoulder_width = _sequence_traits(dataset.X)
-    else:
-        left_seen = right_seen = np.zeros(len(dataset.X))
-        mirrored, shoulder_width = np.zeros(len(dataset.X), bool), np.full(len(dataset.X), np.nan)
+    digests, frozen_rows, missing, no_hand, left_seen, right_seen, mirrored, shoulder_width = _per_sequence(
+        dataset.X, contract)
+    groups = {}
+    for digest, (action, name) in zip(digests, dataset.sequences):
+        groups.setdefault(digest, []).append(f"{action}/{name}")
+    duplicates = [group for group in groups.values() if len(group) > 1]
+    frozen = [f"{action}/{name}" for (action, name), is_frozen in zip(dataset.sequences, frozen_rows) if is_frozen]
     actions = {}
     for label, action in enumerate(dataset.actions):
         mask = dataset.y == label
-        X = dataset.X[mask]
+        usable = int(mask.sum())
         skipped = [s for s in dataset.skipped if s["action"] == action]
-        no_hand = contract and np.all(X[..., config.block_slice("left_hand")] == 0, axis=-1) & np.all(
-            X[..., config.block_slice("right_hand")] == 0, axis=-1)
         actions[action] = {
-            "usable": int(len(X)),
+            "usable": usable,
             "skipped": len(skipped),
-            "found": int(len(X)) + len(skipped),
-            "missing_frames_share": {part: _missing_share(X, part) for part in PARTS} if contract else {},
-            "no_hand_share": float(np.mean(no_hand)) if contract and len(X) else 0.0,
+            "found": usable + len(skipped),
+            # Every sequence has the same number of frames: the mean over sequences is the mean over frames.
+            "missing_frames_share": ({part: float(np.mean(missing[mask, i])) if usable else 0.0
+                                      for i, part in enumerate(PARTS)} if contract else {}),
+            "no_hand_share": float(np.mean(no_hand[mask])) if contract and usable else 0.0,
             # Sequences signed mainly with one hand (seen in 30% more of the frames than the other).
             "left_hand_sequences": int(np.sum(left_seen[mask] > right_seen[mask] + 0.3)),
             "right_hand_sequences": int(np.sum(right_seen[mask] > left_seen[mask] + 0.3)),

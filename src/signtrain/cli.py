@@ -110,6 +110,10 @@ def build_parser():
                                 description="Train the spec's 3-layer LSTM on an MP_Data folder and write a run folder.")
     _add_data_flags(train, data_required=False)
     _add_training_flags(train)
+    train.add_argument("--stream", action="store_true",
+                       help="for data bigger than memory: keep the sequences in the packed cache beside the data "
+                            "(MP_Data/.signtrain_cache.npz, must be writable) and read each batch from it when "
+                            "needed; trains the same as without it (not with --augment)")
     train.add_argument("--resume", metavar="RUN_DIR", default=None,
                        help="continue an interrupted run in RUN_DIR with the settings in its args.yaml")
     train.add_argument("--test-data", metavar="DIR", default=None,
@@ -200,7 +204,7 @@ def _settings(args, data):
     return TrainSettings(data=data, out=args.out, epochs=args.epochs, patience=args.patience,
                          batch_size=args.batch_size, seed=args.seed, actions=args.actions,
                          any_layout=getattr(args, "any_layout", False), normalize=args.normalize, augment=args.augment,
-                         fast=args.fast, strategy=args.strategy,
+                         fast=args.fast, strategy=args.strategy, stream=getattr(args, "stream", False),
                          test_data=getattr(args, "test_data", None), export=getattr(args, "export", None),
                          aliases=parse_aliases(getattr(args, "alias", None)))
 

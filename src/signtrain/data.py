@@ -254,18 +254,24 @@ def layout_problem(X, example):
     return None
 
 
-def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH, any_layout=False, use_cache=True):
+def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH, any_layout=False, use_cache=True,
+                 stream=False):
     """Read every usable sequence of the given actions (default: resolve_actions).
 
     Frames of another layout than the data contract are refused (ValueError) unless any_layout.
+    stream: for data bigger than memory. The sequences are written into the packed cache beside
+    the data as they are read, and X is a read-only memory map of it (rows paged in when used).
     """
     actions = resolve_actions(data_dir, actions)
     notes, skipped, arrays, labels, sequences = [], [], [], [], []
     found = [(label, action, name) for label, action in enumerate(actions)
              for name in _sequence_folders(os.path.join(data_dir, action), notes)]
     # Read in parallel; unchanged sequences come from the packed cache beside the data (signtrain.cache).
-    results = cache.load_sequences(data_dir, [os.path.join(data_dir, action, name) for _, action, name in found],
-                                      load_sequence, sequence_length, use_cache=use_cache)
+    folders = [os.path.join(data_dir, action, name) for _, action, name in found]
+    if stream:  # (group, row) in the packed cache for each usable sequence
+        cache_path, results = cache.pack(data_dir, folders, load_sequence, sequence_length)
+    else:
+        results = cache.load_sequences(data_dir, folders, load_sequence, sequence_length, use_cache=use_cache)
     for (label, action, name), result in zip(found, results):
         if isinstance(result, str):
             skipped.append({"action": action, "sequence": name, "reason": result})
@@ -280,11 +286,12 @@ def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH,
             f"Each sequence folder needs frames 0.npy..{sequence_length - 1}.npy."
         )
     # The frame length the data says (1662 for the contract); sequences of another length are skipped.
-    lengths = collections.Counter(array.shape[1] for array in arrays)
+    width = lambda array: int(array[0].split("x")[-1]) if stream else array.shape[1]  # noqa: E731
+    lengths = collections.Counter(width(array) for array in arrays)
     num_features = lengths.most_common(1)[0][0]
     keep = []
     for index, array in enumerate(arrays):
-        if array.shape[1] == num_features:
+        if width(array) == num_features:
             keep.append(index)
         else:
             action, name = sequences[index]
@@ -292,10 +299,14 @@ def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH,
                 {
                     "action": action,
                     "sequence": name,
-                    "reason": f"frames have {array.shape[1]} values, the rest of the data {num_features}",
+                    "reason": f"frames have {width(array)} values, the rest of the data {num_features}",
                 }
             )
-    X = np.stack([arrays[i] for i in keep])
+    if stream:  # the kept sequences are the rows of one group, packed in this order
+        X = cache.open_group(cache_path, arrays[keep[0]][0])
+        assert [arrays[i][1] for i in keep] == list(range(len(X)))
+    else:
+        X = np.stack([arrays[i] for i in keep])
     y = np.array([labels[i] for i in keep], dtype=np.int64)
     empty = [action for i, action in enumerate(actions) if not np.any(y == i)]
     if empty:

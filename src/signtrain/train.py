@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from signtrain import __version__, check, config, data, diagnose, distribute, evaluate, export, fast
+from signtrain import __version__, check, config, data, diagnose, distribute, evaluate, export, fast, stream
 from signtrain import model as model_lib
 
 
@@ -38,6 +38,7 @@ class TrainSettings:
     fast: bool = None  # the fast CPU training path (signtrain.fast); None: on without a GPU
     strategy: str = "none"  # tf.distribute: none, mirrored or multiworker (signtrain.distribute)
     export: list = None  # more formats to write and check: onnx, tflite, savedmodel (signtrain.export)
+    stream: bool = False  # data bigger than memory: batches read from the packed cache (signtrain.stream)
     verbose: int = None  # None: a progress bar on a terminal, one line per epoch otherwise
 
     def validate(self):
@@ -48,6 +49,9 @@ class TrainSettings:
         if self.export:
             self.export = export.parse_formats(self.export if isinstance(self.export, str) else ",".join(self.export))
             export.require_converters(self.export)
+        if self.augment and self.stream:
+            raise ValueError("--augment makes its copies in memory and cannot be combined with --stream; "
+                             "drop one of them")
         if self.strategy not in distribute.STRATEGIES:
             raise ValueError(f"--strategy {self.strategy!r} is not one of {', '.join(distribute.STRATEGIES)}")
 
@@ -187,6 +191,10 @@ def _fit(net, arguments, settings, seed, **kwargs):
     """net.fit on fit_arguments(): Keras' own loop, or the fast CPU path (signtrain.fast) on the same
     rows, the same validation rows and the same batch size."""
     replicas = net.distribute_strategy.num_replicas_in_sync
+    if "y" not in arguments:  # streamed tf.data pipelines (signtrain.stream), batches already per step
+        if settings.fast:
+            fast.install(net)
+        return net.fit(**arguments, shuffle=False, **kwargs)
     if not settings.fast and replicas == 1:
         return net.fit(**arguments, batch_size=settings.batch_size, **kwargs)
     x, y = arguments["x"], arguments["y"]
@@ -283,7 +291,8 @@ def train(settings, resume_dir=None):
     resume_dir: an interrupted run folder to continue (its args.yaml gives the settings).
     """
     settings = _resolved(settings)
-    dataset = data.load_dataset(settings.data, settings.actions, any_layout=settings.any_layout)
+    dataset = data.load_dataset(settings.data, settings.actions, any_layout=settings.any_layout,
+                                stream=settings.stream)
     data_check = check.summarize(dataset)
     print(check.format_report(data_check))
     if check.errors(data_check):
@@ -309,9 +318,15 @@ def train(settings, resume_dir=None):
         _write_args(path(config.ARGS_FILE), settings, run_dir, dataset, run_versions)
 
     num_actions = len(dataset.actions)
-    X_train, X_test = dataset.X[train_idx], dataset.X[test_idx]
     y_train = data.one_hot(dataset.y[train_idx], num_actions)
     y_test = data.one_hot(dataset.y[test_idx], num_actions)
+    if settings.stream:  # dataset.X is a memory map: rows are read batch by batch
+        X_test = None
+        arguments = stream.fit_arguments(dataset.X, train_idx, y_train, settings.batch_size, settings.seed,
+                                         net.distribute_strategy.num_replicas_in_sync)
+    else:
+        X_train, X_test = dataset.X[train_idx], dataset.X[test_idx]
+        arguments = fit_arguments(X_train, y_train, settings, settings.seed)
     print(
         f"{len(dataset.y)} sequences of {num_actions} actions, frames of {dataset.num_features} values; "
         f"train {len(train_idx)} (of which {config.VALIDATION_SPLIT:.0%} validation), test {len(test_idx)}"
@@ -326,7 +341,7 @@ def train(settings, resume_dir=None):
     try:
         new_history = _fit(
             net,
-            fit_arguments(X_train, y_train, settings, settings.seed),
+            arguments,
             settings,
             seed=settings.seed,
             epochs=settings.epochs,
@@ -368,9 +383,16 @@ def train(settings, resume_dir=None):
     export.save_actions(dataset.actions, path(config.ACTIONS_FILE))
     export.export_savedmodel(best, path(config.SAVEDMODEL_DIR))
     shipped = model_lib.load_model(path(config.MODEL_FILE))
-    test_loss, test_accuracy = (float(v) for v in best.evaluate(X_test, y_test, verbose=0))
-    probabilities = shipped.predict(X_test, verbose=0)
-    in_memory = net.predict(X_test, verbose=0)
+    if settings.stream:
+        test_loss, test_accuracy = (float(v) for v in stream.evaluate(best, dataset.X, test_idx, y_test))
+        probabilities = stream.predict(shipped, dataset.X, test_idx)
+        in_memory = stream.predict(net, dataset.X, test_idx)
+        # The exports are checked on the first READ_ROWS test sequences, read into memory.
+        X_test = stream.sample(dataset.X, test_idx)
+    else:
+        test_loss, test_accuracy = (float(v) for v in best.evaluate(X_test, y_test, verbose=0))
+        probabilities = shipped.predict(X_test, verbose=0)
+        in_memory = net.predict(X_test, verbose=0)
     y_pred = probabilities.argmax(axis=1)
     y_true = dataset.y[test_idx]
 
@@ -418,7 +440,8 @@ def train(settings, resume_dir=None):
         metrics["exports"] = {}
         for name in settings.export:
             try:
-                metrics["exports"].update(export.export_and_check(best, run_dir, [name], X_test, probabilities,
+                metrics["exports"].update(export.export_and_check(best, run_dir, [name], X_test,
+                                                                  probabilities[:len(X_test)],
                                                                   written=("savedmodel",)))
             except (ValueError, ImportError, OSError) as error:
                 metrics["exports"][name] = {"error": str(error)}

@@ -1,0 +1,111 @@
+"""train --stream: data bigger than memory, read batch by batch from the packed cache."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import write_sequence
+from signtrain import cache, cli, data, stream, synth
+
+ACTIONS = ["Hello", "Yes", "No"]
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    """A small tree with one broken sequence and one of another frame width; files count as settled."""
+    monkeypatch.setattr(cache, "RACY_SECONDS", 0)
+    data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=ACTIONS, sequences=5)
+    os.remove(os.path.join(data_dir, "Yes", "2", "5.npy"))
+    write_sequence(data_dir, "No", 7, [np.zeros(258)] * 30)
+    return data_dir
+
+
+def _reads(monkeypatch):
+    reads, original = [], data.load_sequence
+    monkeypatch.setattr(data, "load_sequence", lambda folder, length: reads.append(folder) or original(folder, length))
+    return reads
+
+
+def test_a_streamed_dataset_is_a_read_only_map_of_what_the_loader_reads(tree, monkeypatch):
+    in_memory = data.load_dataset(tree, ACTIONS, use_cache=False)
+    streamed = data.load_dataset(tree, ACTIONS, stream=True)
+    assert isinstance(streamed.X, np.memmap) and streamed.X.dtype == np.float32
+    np.testing.assert_array_equal(streamed.X, in_memory.X)
+    assert streamed.sequences == in_memory.sequences and list(streamed.y) == list(in_memory.y)
+    assert streamed.skipped == in_memory.skipped and len(streamed.skipped) == 2  # broken, 258 wide
+    with pytest.raises(ValueError):
+        streamed.X[0, 0, 0] = 1.0  # the cache can never be changed through the map
+
+    # Unchanged folders come from the packed file; an edited frame is read again and packed anew.
+    reads = _reads(monkeypatch)
+    frame = os.path.join(tree, "Hello", "3", "4.npy")
+    np.save(frame, np.full(1662, 0.5))
+    stat = os.stat(frame)
+    os.utime(frame, ns=(stat.st_atime_ns, stat.st_mtime_ns - 10**10))  # an edit, settled by now
+    again = data.load_dataset(tree, ACTIONS, stream=True)
+    assert reads == [os.path.join(tree, "Hello", "3")]
+    np.testing.assert_allclose(again.X[again.sequences.index(("Hello", "3")), 4], 0.5)
+    # The plain loader reads the streamed pack as its cache.
+    reads.clear()
+    np.testing.assert_array_equal(data.load_dataset(tree, ACTIONS).X, again.X)
+    assert reads == []
+
+
+def test_too_fresh_folders_are_packed_for_this_run_but_read_again_next_time(tmp_path, monkeypatch):
+    data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=ACTIONS[:2], sequences=3)
+    first = data.load_dataset(data_dir, ACTIONS[:2], stream=True)  # just written: within RACY_SECONDS
+    assert len(first.X) == 6
+    reads = _reads(monkeypatch)
+    data.load_dataset(data_dir, ACTIONS[:2], stream=True)
+    assert len(reads) == 6
+
+
+def test_stream_needs_a_writable_data_folder(tree, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(cache.zipfile, "ZipFile", refuse)
+    with pytest.raises(ValueError, match=r"--stream keeps the sequences in .*signtrain_cache.npz.*writable"):
+        data.load_dataset(tree, ACTIONS, stream=True)
+    assert not [name for name in os.listdir(tree) if ".partial" in name]  # no half-written file left
+
+
+def test_batches_hold_the_rows_asked_for_in_order(tree):
+    streamed = data.load_dataset(tree, ACTIONS, stream=True)
+    rows = np.array([5, 0, 9, 3, 12, 1])
+    targets = np.eye(6, dtype=np.float32)
+    batches = list(stream.rows_dataset(streamed.X, rows, targets, batch_size=4))
+    assert [len(x) for x, _ in batches] == [4, 2] and len(stream.rows_dataset(streamed.X, rows, targets, 4)) == 2
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), streamed.X[rows])
+    np.testing.assert_array_equal(np.concatenate([t for _, t in batches]), targets)
+    np.testing.assert_array_equal(stream.read_rows(streamed.X, rows), streamed.X[rows])
+
+
+def test_a_streamed_run_trains_exactly_what_the_in_memory_run_trains(short_run, tmp_path):
+    """Same rows, same once-drawn order, same batches: the same model, to float noise."""
+    _, plain_run, data_dir = short_run
+    streamed_run = str(tmp_path / "streamed")
+    assert cli.main(["train", "--data", data_dir, "--epochs", "3", "--seed", "7", "--stream",
+                     "--out", streamed_run]) == 0
+    plain, streamed = (json.load(open(os.path.join(run, "metrics.json"))) for run in (plain_run, streamed_run))
+    assert streamed["n_train"] == plain["n_train"] and streamed["n_test"] == plain["n_test"]
+    assert streamed["epochs_run"] == plain["epochs_run"] == 3
+    assert streamed["test_sequences"] == plain["test_sequences"]
+    assert streamed["confusion_matrix"] == plain["confusion_matrix"]
+    assert streamed["test_accuracy"] == pytest.approx(plain["test_accuracy"])
+    assert streamed["test_loss"] == pytest.approx(plain["test_loss"], rel=1e-4)
+    assert streamed["reload_max_abs_diff"] < 1e-5
+    from signtrain import model as model_lib
+
+    sequences = data.load_dataset(data_dir).X[:40]
+    outputs = [model_lib.load_model(os.path.join(run, "action_model.h5")).predict(sequences, verbose=0)
+               for run in (plain_run, streamed_run)]
+    np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-4)
+
+
+def test_stream_and_augment_are_refused_together(tree, capsys):
+    assert cli.main(["train", "--data", tree, "--actions", ",".join(ACTIONS), "--stream", "--augment",
+                     "--epochs", "1"]) != 0
+    assert "--augment makes its copies in memory and cannot be combined with --stream" in capsys.readouterr().err
