@@ -79,7 +79,7 @@ def _add_training_flags(parser):
                              "sequences are never altered")
     parser.add_argument("--no-fast", dest="fast", action="store_false", default=None,
                         help="train with Keras' own LSTM loop. Default without a GPU: the same model, weights and "
-                             "math, ~2x faster per epoch (input projections as one product over all steps, "
+                             "math, ~2.6x faster per epoch (input projections as one product over all steps, "
                              "hand-written backward pass); with a GPU: Keras' cuDNN kernel either way")
     parser.add_argument("--strategy", choices=("none", "mirrored", "multiworker"), default="none",
                         help="tf.distribute: mirrored = every GPU of this machine, multiworker = several machines "
