@@ -318,3 +318,23 @@ def test_unwritable_or_full_output_is_refused_before_training(tree, tmp_path, ca
     monkeypatch.setattr(train_module.shutil, "disk_usage", lambda path: usage._replace(free=10 * 2**20))
     code, text = run(capsys, "train", "--data", str(tree), "--out", str(tmp_path / "run"))
     assert code == 2 and "only 10 MB free" in text and "Epoch 1" not in text
+
+
+def test_the_summary_is_the_same_in_any_chunk_size_and_streamed(tree, monkeypatch, capsys):
+    """check reads the frames in chunks of rows (train --stream maps data bigger than memory):
+    the numbers are those of one pass over all frames, whatever the chunk size."""
+    from signtrain import check, data
+
+    for sequence in range(10):  # no left hand in any frame of Yes: its share is exactly 1
+        folder = tree / "Yes" / str(sequence)
+        write_sequence(tree, "Yes", sequence, [np.concatenate([f[:config.block_slice("left_hand").start],
+                                                               np.zeros(63), f[config.block_slice("left_hand").stop:]])
+                                               for f in (np.load(folder / f"{i}.npy") for i in range(30))])
+    whole = check.summarize(data.load_dataset(str(tree), use_cache=False))
+    monkeypatch.setattr(check, "CHUNK_ROWS", 3)
+    chunked = check.summarize(data.load_dataset(str(tree), use_cache=False))
+    streamed = check.summarize(data.load_dataset(str(tree), stream=True))
+    code, report = check_json(capsys, tree, "--stream")  # the command too
+    assert code == 0 and report["actions"] == json.loads(json.dumps(whole["actions"]))
+    assert whole["actions"]["Yes"]["missing_frames_share"]["left_hand"] == 1.0
+    assert json.dumps(chunked, sort_keys=True) == json.dumps(whole, sort_keys=True) == json.dumps(streamed, sort_keys=True)

@@ -1,5 +1,6 @@
 """train --stream: data bigger than memory, read batch by batch from the packed cache."""
 
+import errno
 import json
 import os
 
@@ -38,8 +39,14 @@ def test_a_streamed_dataset_is_a_read_only_map_of_what_the_loader_reads(tree, mo
     with pytest.raises(ValueError):
         streamed.X[0, 0, 0] = 1.0  # the cache can never be changed through the map
 
-    # Unchanged folders come from the packed file; an edited frame is read again and packed anew.
+    # Nothing changed: the packed file is used as it is, not read from the frames nor rewritten.
     reads = _reads(monkeypatch)
+    packed = os.path.join(tree, cache.CACHE_FILE)
+    before = os.stat(packed)
+    np.testing.assert_array_equal(data.load_dataset(tree, ACTIONS, stream=True).X, in_memory.X)
+    assert reads == [] and (os.stat(packed).st_ino, os.stat(packed).st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+    # Unchanged folders come from the packed file; an edited frame is read again and packed anew.
     frame = os.path.join(tree, "Hello", "3", "4.npy")
     np.save(frame, np.full(1662, 0.5))
     stat = os.stat(frame)
@@ -63,13 +70,22 @@ def test_too_fresh_folders_are_packed_for_this_run_but_read_again_next_time(tmp_
 
 
 def test_stream_needs_a_writable_data_folder(tree, monkeypatch):
-    def refuse(*args, **kwargs):
-        raise PermissionError("read-only file system")
-
-    monkeypatch.setattr(cache.zipfile, "ZipFile", refuse)
-    with pytest.raises(ValueError, match=r"--stream keeps the sequences in .*signtrain_cache.npz.*writable"):
+    # Where the temp file cannot be created (a read-only folder; root ignores chmod, so a missing one).
+    monkeypatch.setattr(cache, "_temp_stem", lambda path: os.path.join(tree, "no such folder", "pack"))
+    with pytest.raises(ValueError, match=r"--stream keeps the sequences in .*signtrain_cache.npz and could not "
+                                         r"write it .*Check that .* is writable and has room \(about"):
         data.load_dataset(tree, ACTIONS, stream=True)
-    assert not [name for name in os.listdir(tree) if ".partial" in name]  # no half-written file left
+
+
+def test_a_full_disk_says_how_much_room_it_needs_and_leaves_nothing_behind(tree, monkeypatch):
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cache.os, "replace", full)
+    with pytest.raises(ValueError, match=r"the disk is full: it needs about 6 MiB for 16 sequences while packing\. Free space"):
+        data.load_dataset(tree, ACTIONS, stream=True)
+    assert not [name for name in os.listdir(tree) if ".partial" in name]
+    assert not os.path.exists(os.path.join(tree, cache.CACHE_FILE))
 
 
 def test_batches_hold_the_rows_asked_for_in_order(tree):

@@ -12,6 +12,7 @@ frames (what training uses) and the reasons unusable sequences were skipped, nev
 written to a temp name and renamed. Where the data folder is read-only, nothing is cached.
 """
 
+import errno
 import hashlib
 import json
 import os
@@ -175,31 +176,78 @@ def _read_index(path):
         return {}
 
 
-def pack(data_dir, sequence_dirs, load_one, sequence_length, workers=None, chunk=256):
-    """load_sequences for data bigger than memory: every folder's sequence goes straight into a new
-    packed cache, chunk folders at a time, and is never held in memory with the others.
+def _packed_already(cache_path, entries, relative, signatures):
+    """The results pack() would return, when the cache holds exactly these folders' rows, unchanged
+    and in this order (a second streamed run on the same data); else None."""
+    results, rows = [], {}
+    for name, (digest, _) in zip(relative, signatures):
+        entry = entries.get(name)
+        if entry is None or entry["signature"] != digest:
+            return None
+        if "reason" in entry:
+            results.append(entry["reason"])
+            continue
+        if entry["row"] != rows.get(entry["group"], 0):
+            return None
+        results.append((entry["group"], entry["row"]))
+        rows[entry["group"]] = entry["row"] + 1
+    try:
+        if any(len(open_group(cache_path, group)) != count for group, count in rows.items()):
+            return None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+    return results
 
-    Unchanged folders are copied from the old cache (memory-mapped), the others read from their
-    frames. Returns (path of the cache, per folder: the reason it is unusable, or (group, row)).
-    Only the folders asked for are kept in the new cache. Raises ValueError where the data folder
-    is not writable (the rows must live somewhere on disk).
+
+def _pack_error(cache_path, data_dir, error, written, packed, total):
+    """The ValueError for a pack that could not be written, with the fix for its cause.
+
+    written: bytes of the `packed` sequences written so far, of `total` sequence folders.
+    """
+    # Estimated from the sequences packed so far; twice: the temp files and the packed file, until the rename.
+    size = 2 * written / max(packed, 1) * total
+    needed = (f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB") + \
+        f" for {total} sequences while packing"
+    if error.errno == errno.ENOSPC:
+        return ValueError(f"--stream keeps the sequences in {cache_path}, and the disk is full: it needs about "
+                          f"{needed}. Free space there, or copy {data_dir!r} to a disk with room.")
+    if isinstance(error, PermissionError):
+        return ValueError(f"--stream keeps the sequences in {cache_path} and could not write it ({error}). Make "
+                          f"{data_dir!r} writable (or copy it somewhere writable); if another signtrain or a "
+                          f"notebook has the file open, close it first.")
+    return ValueError(f"--stream keeps the sequences in {cache_path} and could not write it ({error}). Check "
+                      f"that {data_dir!r} is writable and has room (about {needed}).")
+
+
+def pack(data_dir, sequence_dirs, load_one, sequence_length, workers=None, chunk=256):
+    """load_sequences for data bigger than memory: every sequence goes into the packed cache,
+    chunk folders at a time, and is never held in memory with the others.
+
+    Where the cache holds exactly these folders, unchanged and in this order, it is used as it is.
+    Otherwise a new cache is written (temp files, renamed when complete): unchanged folders copied
+    from the old one (memory-mapped), the others read from their frames; only the folders asked
+    for are kept. Returns (path of the cache, per folder: the reason it is unusable, or (group,
+    row)). Raises ValueError where it cannot be written (the rows must live somewhere on disk).
     """
     started = time.time_ns()
     cache_path = os.path.join(data_dir, CACHE_FILE)
     relative = [os.path.relpath(folder, data_dir) for folder in sequence_dirs]
     old_entries, old_groups = _read_index(cache_path), {}
-    temp = _temp_stem(cache_path)
-    raw_files, rows, results, index = {}, {}, [], {}
-    settled = started - RACY_SECONDS * 10**9
-    try:
-        with ThreadPoolExecutor(workers or default_workers()) as pool:
+    with ThreadPoolExecutor(workers or default_workers()) as pool:
+        signatures = list(pool.map(lambda folder: signature(folder, sequence_length), sequence_dirs))
+        unchanged = _packed_already(cache_path, old_entries, relative, signatures)
+        if unchanged is not None:
+            return cache_path, unchanged
+        temp = _temp_stem(cache_path)
+        raw_files, rows, results, index, written = {}, {}, [], {}, 0
+        settled = started - RACY_SECONDS * 10**9
+        try:
             for begin in range(0, len(sequence_dirs), chunk):
                 folders = sequence_dirs[begin:begin + chunk]
-                signatures = list(pool.map(lambda folder: signature(folder, sequence_length), folders))
                 values, missing = [None] * len(folders), []
-                for position, (name, (digest, _)) in enumerate(zip(relative[begin:begin + chunk], signatures)):
+                for position, name in enumerate(relative[begin:begin + chunk]):
                     entry = old_entries.get(name)
-                    if entry is None or entry["signature"] != digest:
+                    if entry is None or entry["signature"] != signatures[begin + position][0]:
                         missing.append(position)
                     elif "reason" in entry:
                         values[position] = entry["reason"]
@@ -211,7 +259,7 @@ def pack(data_dir, sequence_dirs, load_one, sequence_length, workers=None, chunk
                 for position, value in zip(missing, pool.map(lambda p: load_one(folders[p], sequence_length), missing)):
                     values[position] = value
                 for position, value in enumerate(values):
-                    name, (digest, newest) = relative[begin + position], signatures[position]
+                    name, (digest, newest) = relative[begin + position], signatures[begin + position]
                     if position in missing and not (newest < settled and signature(
                             folders[position], sequence_length)[0] == digest):
                         digest = UNSETTLED  # packed for this run; read again next time
@@ -220,7 +268,7 @@ def pack(data_dir, sequence_dirs, load_one, sequence_length, workers=None, chunk
                         results.append(value)
                         continue
                     value = np.ascontiguousarray(value, np.float32)
-                    group = "X_" + "x".join(str(n) for n in value.shape)
+                    group, written = "X_" + "x".join(str(n) for n in value.shape), written + value.nbytes
                     if group not in raw_files:
                         raw_files[group] = open(f"{temp}.{group}.raw", "wb")
                         rows[group] = 0
@@ -228,31 +276,28 @@ def pack(data_dir, sequence_dirs, load_one, sequence_length, workers=None, chunk
                     index[name] = {"signature": digest, "group": group, "row": rows[group]}
                     results.append((group, rows[group]))
                     rows[group] += 1
-        old_groups.clear()  # the old file's maps closed before it is replaced
-        for raw in raw_files.values():
-            raw.close()
-        with zipfile.ZipFile(f"{temp}.npz", "w", zipfile.ZIP_STORED, allowZip64=True) as packed:
-            for group, count in rows.items():
-                shape = (count, *(int(n) for n in group[2:].split("x")))
-                with packed.open(f"{group}.npy", "w", force_zip64=True) as member, \
-                        open(f"{temp}.{group}.raw", "rb") as raw:
-                    np.lib.format.write_array_header_2_0(
-                        member, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-                                 "fortran_order": False, "shape": shape})
-                    while block := raw.read(1 << 24):
-                        member.write(block)
-            with packed.open("index.npy", "w") as member:
-                np.save(member, np.array(json.dumps({"version": CACHE_VERSION, "entries": index})))
-        os.replace(f"{temp}.npz", cache_path)
-    except OSError as error:
-        raise ValueError(
-            f"--stream keeps the sequences in {cache_path}, and it could not be written ({error}). Make "
-            f"{data_dir!r} writable (or copy it somewhere writable), or train without --stream."
-        ) from None
-    finally:
-        for raw in raw_files.values():
-            raw.close()
-        for leftover in [f"{temp}.{group}.raw" for group in raw_files] + [f"{temp}.npz"]:
-            if os.path.exists(leftover):
-                os.remove(leftover)
+            old_groups.clear()  # the old file's maps closed before it is replaced
+            for raw in raw_files.values():
+                raw.close()
+            with zipfile.ZipFile(f"{temp}.npz", "w", zipfile.ZIP_STORED, allowZip64=True) as packed:
+                for group, count in rows.items():
+                    shape = (count, *(int(n) for n in group[2:].split("x")))
+                    with packed.open(f"{group}.npy", "w", force_zip64=True) as member, \
+                            open(f"{temp}.{group}.raw", "rb") as raw:
+                        np.lib.format.write_array_header_2_0(
+                            member, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                                     "fortran_order": False, "shape": shape})
+                        while block := raw.read(1 << 24):
+                            member.write(block)
+                with packed.open("index.npy", "w") as member:
+                    np.save(member, np.array(json.dumps({"version": CACHE_VERSION, "entries": index})))
+            os.replace(f"{temp}.npz", cache_path)
+        except OSError as error:
+            raise _pack_error(cache_path, data_dir, error, written, sum(rows.values()), len(sequence_dirs)) from None
+        finally:
+            for raw in raw_files.values():
+                raw.close()
+            for leftover in [f"{temp}.{group}.raw" for group in raw_files] + [f"{temp}.npz"]:
+                if os.path.exists(leftover):
+                    os.remove(leftover)
     return cache_path, results

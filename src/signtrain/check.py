@@ -17,9 +17,9 @@ PARTS = ("pose", "face", "left_hand", "right_hand")
 CHUNK_ROWS = 256
 
 
-def _missing_shares(X):
-    """Per sequence and part: share of frames where the block is all zeros (MediaPipe did not detect it)."""
-    return np.stack([np.mean(np.all(X[..., config.block_slice(part)] == 0, axis=-1), axis=1) for part in PARTS], axis=1)
+def _missing_frames(X):
+    """Per sequence and part: frames where the block is all zeros (MediaPipe did not detect it)."""
+    return np.stack([np.sum(np.all(X[..., config.block_slice(part)] == 0, axis=-1), axis=1) for part in PARTS], axis=1)
 
 
 def _sequence_traits(X):
@@ -41,19 +41,20 @@ def _per_sequence(X, contract):
     """Everything summarize needs from the frames, one value per sequence, CHUNK_ROWS rows at a time."""
     n = len(X)
     digests, frozen = [], np.zeros(n, bool)
-    missing, no_hand = np.zeros((n, len(PARTS))), np.zeros(n)
+    # Frame counts, summed per action later: the shares come out exactly as one mean over all frames.
+    missing, no_hand = np.zeros((n, len(PARTS)), np.int64), np.zeros(n, np.int64)
     left_seen, right_seen = np.zeros(n), np.zeros(n)
-    mirrored, shoulder_width = np.zeros(n, bool), np.full(n, np.nan)
+    mirrored, shoulder_width = np.zeros(n, bool), np.full(n, np.nan, X.dtype)  # the frames' precision, as before
     for begin in range(0, n, CHUNK_ROWS):
-        chunk = np.asarray(X[begin:begin + CHUNK_ROWS])
+        chunk = np.array(X[begin:begin + CHUNK_ROWS])  # a copy: aligned, whatever the file's layout
         rows = slice(begin, begin + len(chunk))
         digests += [hashlib.sha1(sequence.tobytes()).hexdigest() for sequence in chunk]
         frozen[rows] = np.all(chunk == chunk[:, :1], axis=(1, 2))
         # Body-part statistics need the contract's layout; other layouts (--any-layout) get counts only.
         if contract:
-            missing[rows] = _missing_shares(chunk)
-            no_hand[rows] = np.mean(np.all(chunk[..., config.block_slice("left_hand")] == 0, axis=-1)
-                                    & np.all(chunk[..., config.block_slice("right_hand")] == 0, axis=-1), axis=1)
+            missing[rows] = _missing_frames(chunk)
+            no_hand[rows] = np.sum(np.all(chunk[..., config.block_slice("left_hand")] == 0, axis=-1)
+                                   & np.all(chunk[..., config.block_slice("right_hand")] == 0, axis=-1), axis=1)
             left_seen[rows], right_seen[rows], mirrored[rows], shoulder_width[rows] = _sequence_traits(chunk)
     return digests, frozen, missing, no_hand, left_seen, right_seen, mirrored, shoulder_width
 
@@ -72,15 +73,15 @@ def summarize(dataset):
     for label, action in enumerate(dataset.actions):
         mask = dataset.y == label
         usable = int(mask.sum())
+        frames = usable * dataset.X.shape[1]
         skipped = [s for s in dataset.skipped if s["action"] == action]
         actions[action] = {
             "usable": usable,
             "skipped": len(skipped),
             "found": usable + len(skipped),
-            # Every sequence has the same number of frames: the mean over sequences is the mean over frames.
-            "missing_frames_share": ({part: float(np.mean(missing[mask, i])) if usable else 0.0
+            "missing_frames_share": ({part: float(missing[mask, i].sum() / frames) if usable else 0.0
                                       for i, part in enumerate(PARTS)} if contract else {}),
-            "no_hand_share": float(np.mean(no_hand[mask])) if contract and usable else 0.0,
+            "no_hand_share": float(no_hand[mask].sum() / frames) if contract and usable else 0.0,
             # Sequences signed mainly with one hand (seen in 30% more of the frames than the other).
             "left_hand_sequences": int(np.sum(left_seen[mask] > right_seen[mask] + 0.3)),
             "right_hand_sequences": int(np.sum(right_seen[mask] > left_seen[mask] + 0.3)),

@@ -170,6 +170,9 @@ def build_parser():
                                             "when training cannot go on.")
     _add_data_flags(check)
     _add_actions_flag(check)
+    check.add_argument("--stream", action="store_true",
+                       help="for data bigger than memory: pack the sequences into MP_Data/.signtrain_cache.npz "
+                            "(as train --stream does, which then reuses it) and read them from there in chunks")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
 
     demo = commands.add_parser("demo", help="make synthetic data for the spec's 10 signs and train on it",
@@ -267,7 +270,7 @@ def _check(args):
     from signtrain import check, data
 
     try:
-        dataset = data.load_dataset(args.data, args.actions, any_layout=args.any_layout)
+        dataset = data.load_dataset(args.data, args.actions, any_layout=args.any_layout, stream=args.stream)
     except (ValueError, OSError) as error:
         summary = {"verdict": "problems: cannot train", "error": str(error)}
         print(json.dumps(summary, indent=2) if args.json else f"error: {error}\nverdict: {summary['verdict']}")

@@ -259,8 +259,8 @@ def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH,
     """Read every usable sequence of the given actions (default: resolve_actions).
 
     Frames of another layout than the data contract are refused (ValueError) unless any_layout.
-    stream: for data bigger than memory. The sequences are written into the packed cache beside
-    the data as they are read, and X is a read-only memory map of it (rows paged in when used).
+    stream: for data bigger than memory. The sequences are packed into the cache beside the data
+    (always, whatever use_cache says) and X is a read-only memory map of it (rows paged in when used).
     """
     actions = resolve_actions(data_dir, actions)
     notes, skipped, arrays, labels, sequences = [], [], [], [], []
@@ -304,7 +304,9 @@ def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH,
             )
     if stream:  # the kept sequences are the rows of one group, packed in this order
         X = cache.open_group(cache_path, arrays[keep[0]][0])
-        assert [arrays[i][1] for i in keep] == list(range(len(X)))
+        if [arrays[i][1] for i in keep] != list(range(len(X))):  # another process packed it meanwhile
+            raise ValueError(f"{cache_path} changed while it was read (another signtrain packing the same "
+                             f"folder?); run again once that one has finished")
     else:
         X = np.stack([arrays[i] for i in keep])
     y = np.array([labels[i] for i in keep], dtype=np.int64)

@@ -259,6 +259,19 @@ def install(model):
     return model
 
 
+def batch_order(rows, seed):
+    """The order of the training rows in every epoch: tf.data's seeded shuffle, drawn once.
+
+    The same order signtrain has used since its first fast path (a tf.data shuffle with this seed
+    and reshuffle_each_iteration=False, under keras.utils.set_random_seed(seed)), so a --seed gives
+    the same batches as before; train --stream uses it too (signtrain.stream).
+    """
+    import tensorflow as tf
+
+    shuffled = tf.data.Dataset.range(rows).shuffle(max(rows, 1), seed=seed, reshuffle_each_iteration=False)
+    return np.fromiter(shuffled.as_numpy_iterator(), dtype=np.int64, count=rows)
+
+
 def datasets(x, y, validation_data, batch_size, seed):
     """Training and validation rows as float32 tf.data pipelines for fit().
 
@@ -273,10 +286,10 @@ def datasets(x, y, validation_data, batch_size, seed):
 
     x_val, y_val = validation_data
     as32 = lambda *arrays: tuple(np.asarray(a, np.float32) for a in arrays)  # noqa: E731
-    # One order for all epochs, drawn from the seed; the batches are cut once and kept (cache):
-    # no epoch copies rows into a shuffle buffer or into batches again (that copying measured
-    # ~4 ms a batch here, a tenth of a training step).
-    order = np.random.default_rng(seed).permutation(len(x))
+    # One order for all epochs (batch_order); the batches are cut once and kept (cache): no epoch
+    # copies rows into a shuffle buffer or into batches again (that copying measured ~4 ms a batch
+    # here, a tenth of a training step).
+    order = batch_order(len(x), seed)
     train = tf.data.Dataset.from_tensor_slices(as32(np.asarray(x)[order], np.asarray(y)[order])).batch(batch_size).cache()
     # Validation runs in inference mode (no batch statistics): bigger batches give the same numbers
     # in fewer calls.

@@ -60,7 +60,7 @@ def fit_arguments(X, train_rows, y_train, batch_size, seed, replicas=1):
 
     split = int(np.floor(len(train_rows) * (1 - config.VALIDATION_SPLIT)))
     fit_rows, validation_rows = np.asarray(train_rows[:split]), np.asarray(train_rows[split:])
-    order = np.random.default_rng(seed).permutation(split)  # fast.datasets draws the same
+    order = fast.batch_order(split, seed)  # what fast.datasets uses
     # Keras 3.15 builds a model under a strategy from the first validation batch split across the
     # replicas and fails when that split is uneven: a multiple of the replicas (see train._fit).
     validation_batch = max(replicas, min(fast.VALIDATION_BATCH_SIZE, len(validation_rows)) // replicas * replicas)
