@@ -141,7 +141,7 @@ def main():
     ours = float(np.median([run[0] for run in results["signtrain"]]))
 
     forward, backward = training_flops_per_sample(X.shape[1], X.shape[2], num_actions)
-    fit_rows = int(np.floor(len(train_idx) * (1 - config.VALIDATION_SPLIT)))
+    fit_rows = data.fit_rows(len(train_idx))
     epoch_flops = fit_rows * (forward + backward) + (len(train_idx) - fit_rows) * forward
     rate = matmul_rate()
     floor = epoch_flops / rate

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from signtrain import cli, config, evaluate, synth
+from signtrain import cli, config, data, evaluate, synth
 
 
 def test_names_match_loosely_and_by_alias():
@@ -95,7 +95,7 @@ def test_each_fold_validates_on_every_sign_not_the_last_ones(tmp_path, monkeypat
     real_fit = train_lib._fit
 
     def recording_fit(net, arguments, settings, seed, **kwargs):
-        split = train_lib._fit_rows(len(arguments["y"]))
+        split = data.fit_rows(len(arguments["y"]))
         validated.append(set(np.argmax(arguments["y"][split:], axis=1).tolist()))
         return real_fit(net, arguments, settings, seed, **kwargs)
 

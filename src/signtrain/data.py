@@ -342,6 +342,11 @@ def write_tree(out_dir, X, row_actions, row_sequences):
     return out_dir
 
 
+def fit_rows(n):
+    """Rows of n training rows that fit trains on: Keras' validation_split keeps the first floor(n * 0.85)."""
+    return int(np.floor(n * (1 - config.VALIDATION_SPLIT)))
+
+
 def one_hot(y, num_classes):
     """Same as keras.utils.to_categorical, without importing TensorFlow for it."""
     return np.eye(num_classes, dtype=np.float32)[y]

@@ -13,7 +13,7 @@ evaluation on the test rows read them a chunk at a time.
 
 import numpy as np
 
-from signtrain import config
+from signtrain import data
 
 # Rows read at once outside training (validation, prediction, evaluation): ~50 MB of 30 x 1662 frames.
 READ_ROWS = 256
@@ -58,7 +58,7 @@ def fit_arguments(X, train_rows, y_train, batch_size, seed, replicas=1):
     """
     from signtrain import fast
 
-    split = int(np.floor(len(train_rows) * (1 - config.VALIDATION_SPLIT)))
+    split = data.fit_rows(len(train_rows))
     fit_rows, validation_rows = np.asarray(train_rows[:split]), np.asarray(train_rows[split:])
     order = fast.batch_order(split, seed)  # what fast.datasets uses
     # Keras 3.15 builds a model under a strategy from the first validation batch split across the

@@ -148,11 +148,6 @@ def default_verbose():
     return 1 if sys.stdout.isatty() else 2
 
 
-def _fit_rows(n):
-    """Rows that fit trains on: Keras' validation_split keeps the first floor(n * 0.85)."""
-    return int(np.floor(n * (1 - config.VALIDATION_SPLIT)))
-
-
 def _check_options(settings, dataset):
     if settings.augment and dataset.num_features != config.NUM_FEATURES:
         raise ValueError(f"--augment needs the 1662-value layout, the data has {dataset.num_features} values per frame")
@@ -167,7 +162,7 @@ def fit_arguments(X_train, y_train, settings, seed):
     from signtrain import preprocess
 
     # Keras' validation_split takes the last 15% of the rows: the same ones here.
-    split = _fit_rows(len(X_train))
+    split = data.fit_rows(len(X_train))
     x, y = preprocess.augment(X_train[:split], y_train[:split], np.random.default_rng(seed))
     return {"x": x, "y": y, "validation_data": (X_train[split:], y_train[split:])}
 
@@ -200,7 +195,7 @@ def _fit(net, arguments, settings, seed, **kwargs):
     x, y = arguments["x"], arguments["y"]
     validation = arguments.get("validation_data")
     if validation is None:  # the rows validation_split would take
-        split = _fit_rows(len(x))
+        split = data.fit_rows(len(x))
         x, y, validation = x[:split], y[:split], (x[split:], y[split:])
     if settings.fast:
         fast.install(net)
@@ -321,7 +316,6 @@ def train(settings, resume_dir=None):
     y_train = data.one_hot(dataset.y[train_idx], num_actions)
     y_test = data.one_hot(dataset.y[test_idx], num_actions)
     if settings.stream:  # dataset.X is a memory map: rows are read batch by batch
-        X_test = None
         arguments = stream.fit_arguments(dataset.X, train_idx, y_train, settings.batch_size, settings.seed,
                                          net.distribute_strategy.num_replicas_in_sync)
     else:
@@ -403,7 +397,7 @@ def train(settings, resume_dir=None):
     evaluate.plot_history(history, path(config.HISTORY_PLOT_FILE))
     export.write_text(path(config.REPORT_FILE), report)
 
-    n_val = len(train_idx) - _fit_rows(len(train_idx))
+    n_val = len(train_idx) - data.fit_rows(len(train_idx))
     val_accuracy = history.get(config.MONITOR, [])
     metrics = {
         "test_accuracy": test_accuracy,
