@@ -6,12 +6,41 @@ be re-run on any finished run folder and tested on numbers built to show it.
 """
 
 import math
+import statistics
+
+# The validation swing: sd of the validation accuracy over the last SWING_EPOCHS epochs. Measured in
+# bench/results/stability.md: spec recipe without exact BatchNorm statistics 0.1-0.2 on the demo
+# data and lujamanandhar, with them a few hundredths. Above UNSTABLE_SWING the epoch that
+# EarlyStopping kept is a draw from that noise.
+SWING_EPOCHS = 10
+UNSTABLE_SWING = 0.10
 
 DOC = "ml/troubleshooting_training.md"
 
 
 def _finite(values):
     return [v for v in values if v is not None and not math.isnan(v)]
+
+
+def validation_swing(val_accuracy):
+    """sd of the validation accuracy over the last SWING_EPOCHS epochs (0 with fewer than 2)."""
+    tail = _finite(val_accuracy)[-SWING_EPOCHS:]
+    return statistics.pstdev(tail) if len(tail) >= 2 else 0.0
+
+
+def _unstable_training(metrics, history):
+    val = _finite(history.get("val_categorical_accuracy", []))
+    if len(val) < SWING_EPOCHS:
+        return
+    swing = validation_swing(val)
+    if swing > UNSTABLE_SWING:
+        tail = val[-SWING_EPOCHS:]
+        jump = max(abs(after - before) for before, after in zip(tail, tail[1:]))
+        cause = (" (trained with --no-precise-bn: train without it)" if metrics.get("precise_bn") is False else "")
+        yield (f"validation accuracy swings from epoch to epoch: sd {swing:.2f} over the last {SWING_EPOCHS} epochs, "
+               f"jumps of up to {jump * 100:.0f} points, {min(tail):.0%} to {max(tail):.0%}{cause}",
+               {"swing": swing, "largest_jump": jump, "last_epochs": tail, "threshold": UNSTABLE_SWING,
+                "precise_bn": metrics.get("precise_bn")})
 
 
 def _low_accuracy(metrics, history):
@@ -121,6 +150,7 @@ RULES = {
     "NOT_LEARNING": ("error", _not_learning),
     "ONE_CLASS": ("error", _one_class),
     "NAN_LOSS": ("error", _nan_loss),
+    "UNSTABLE_TRAINING": ("warning", _unstable_training),
     "HANDS_MISSING": ("warning", _hands_missing),
     "MIXED_HANDEDNESS": ("warning", _mixed_handedness),
     "MIRRORED_CAMERA": ("info", _mirrored_camera),

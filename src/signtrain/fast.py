@@ -23,6 +23,8 @@ train_step is replaced, and only on a CPU: on a GPU Keras already uses the fused
 
 import numpy as np
 
+from signtrain import model as model_lib
+
 
 def _lstm_forward_backward(tf, units, return_sequences, needs_input_gradient):
     """A function (x, kernel, recurrent_kernel, bias) -> the LSTM layer's output, with its gradient.
@@ -122,20 +124,6 @@ def _lstm_forward_backward(tf, units, return_sequences, needs_input_gradient):
     return lstm
 
 
-def _plan(model):
-    """(prefix, layers): prefix maps the model input to the first LSTM's input (None for the plain
-    Sequential; the --normalize layers otherwise), then the chain of the spec's layers."""
-    from tensorflow import keras
-
-    lstm_positions = [i for i, layer in enumerate(model.layers) if isinstance(layer, keras.layers.LSTM)]
-    first = model.layers[lstm_positions[0]]
-    chain = model.layers[lstm_positions[0]:]
-    if isinstance(model, keras.Sequential):
-        return None, chain
-    prefix = keras.Model(model.inputs, first.input)
-    return prefix, chain
-
-
 # Batches per call into the compiled training function: fewer Python round trips per epoch.
 STEPS_PER_EXECUTION = 16
 VALIDATION_BATCH_SIZE = 256
@@ -211,7 +199,7 @@ def install(model):
     if not supported(model):
         raise ValueError("fast training supports only the spec's LSTM configuration (tanh, sigmoid gates, "
                          "bias on, no dropout inside the LSTM, no unroll); train with --no-fast")
-    prefix, chain = _plan(model)
+    prefix, chain = model_lib.front_end_and_stack(model)
     kernels = {}
     for position, layer in enumerate(chain):
         if isinstance(layer, keras.layers.LSTM):

@@ -52,3 +52,16 @@ def load_model(path):
     from tensorflow import keras
 
     return keras.models.load_model(path, compile=False)
+
+
+def front_end_and_stack(model):
+    """(front_end, stack): front_end maps the model's input to the first LSTM's input (None for the
+    plain Sequential; the fixed --normalize layers otherwise), stack is the spec's layers from the
+    first LSTM on, in order. Training tools (signtrain.fast, signtrain.precise_bn) walk the stack."""
+    from tensorflow import keras
+
+    first = next(layer for layer in model.layers if isinstance(layer, keras.layers.LSTM))
+    stack = model.layers[model.layers.index(first):]
+    if isinstance(model, keras.Sequential):
+        return None, stack
+    return keras.Model(model.inputs, first.input), stack

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from signtrain import __version__, check, config, data, diagnose, distribute, evaluate, export, fast, stream
+from signtrain import __version__, check, config, data, diagnose, distribute, evaluate, export, fast, precise_bn, stream
 from signtrain import model as model_lib
 
 
@@ -39,6 +39,7 @@ class TrainSettings:
     strategy: str = "none"  # tf.distribute: none, mirrored or multiworker (signtrain.distribute)
     export: list = None  # more formats to write and check: onnx, tflite, savedmodel (signtrain.export)
     stream: bool = False  # data bigger than memory: batches read from the packed cache (signtrain.stream)
+    precise_bn: bool = True  # exact BatchNorm statistics before every validation (signtrain.precise_bn)
     verbose: int = None  # None: a progress bar on a terminal, one line per epoch otherwise
 
     def validate(self):
@@ -182,10 +183,20 @@ def _new_model(settings, num_actions, dataset, strategy):
             model_lib.build_model(num_actions, dataset.X.shape[1], dataset.num_features, settings.normalize))
 
 
-def _fit(net, arguments, settings, seed, **kwargs):
+def _fit(net, arguments, settings, seed, statistics=None, callbacks=(), **kwargs):
     """net.fit on fit_arguments(): Keras' own loop, or the fast CPU path (signtrain.fast) on the same
-    rows, the same validation rows and the same batch size."""
+    rows, the same validation rows and the same batch size. Unless --no-precise-bn, BatchNorm's
+    statistics are recomputed over the training rows before every validation (signtrain.precise_bn):
+    statistics=(X, rows) names them for streamed arguments; in memory they are the rows fit trains on."""
     replicas = net.distribute_strategy.num_replicas_in_sync
+    if settings.precise_bn:
+        if statistics is None:  # in memory: every row of x but the ones validation_split holds out
+            x = arguments["x"]
+            statistics = (x, np.arange(len(x) if "validation_data" in arguments else data.fit_rows(len(x))))
+        X, rows = statistics
+        rows = np.asarray(rows)[precise_bn.statistics_rows(len(rows), seed)]
+        callbacks = [precise_bn.callback(X, rows), *callbacks]
+    kwargs["callbacks"] = list(callbacks)
     if "y" not in arguments:  # streamed tf.data pipelines (signtrain.stream), batches already per step
         if settings.fast:
             fast.install(net)
@@ -338,6 +349,8 @@ def train(settings, resume_dir=None):
             arguments,
             settings,
             seed=settings.seed,
+            # Streamed, the BatchNorm statistics read the training rows from the memory map.
+            statistics=(dataset.X, train_idx[:data.fit_rows(len(train_idx))]) if settings.stream else None,
             epochs=settings.epochs,
             initial_epoch=resumed["epochs_done"] if resumed else 0,
             callbacks=_callbacks(keras, path, settings, resumed),
@@ -423,6 +436,9 @@ def train(settings, resume_dir=None):
         "train_seconds": train_seconds,
         "resumed": bool(resumed),
         "seed": settings.seed,
+        # Exact BatchNorm statistics before every validation (signtrain.precise_bn), over the training
+        # rows (a seeded sample of precise_bn.STATISTICS_ROWS of them when there are more).
+        "precise_bn": settings.precise_bn,
         "versions": run_versions,
     }
     # Keras 2 (tf_keras, TF <= 2.15 apps) loads action_model.h5 too, unless the rewrite met something new.
@@ -507,6 +523,7 @@ def settings_from_run(run_dir):
     if os.path.exists(os.path.join(run_dir, config.MODEL_FILE)):
         raise FileExistsError(f"{run_dir} finished already ({config.MODEL_FILE} is there); nothing to resume")
     fields = {field.name for field in dataclasses.fields(TrainSettings)}
+    args.setdefault("precise_bn", False)  # a run started before exact BatchNorm statistics existed
     return TrainSettings(**{key: value for key, value in args.items() if key in fields and key != "out"})
 
 

@@ -1,0 +1,107 @@
+"""Exact BatchNorm statistics before every validation (on by default; `--no-precise-bn` turns it off).
+
+Why: the spec puts a BatchNormalization layer after each LSTM. In training it normalises with the
+batch's own statistics; validation, the checkpoint choice and the live app use its moving averages
+instead (momentum 0.99, ~15 steps an epoch), which lag far behind weights that change quickly.
+The inference-mode accuracy then swings from epoch to epoch (2% to 73% on the demo data) and
+EarlyStopping keeps whichever epoch happened to line up: a lottery over seeds.
+
+What: before each validation, every BatchNorm layer's moving mean and variance are set to the exact
+mean and (biased, as BatchNorm computes it) variance of its input over the training rows, as the
+model computes that input at inference (dropout off, the BatchNorm layers before it already
+updated), layer by layer. Nothing else changes: no layer, no weight that is trained, no
+hyperparameter; the values BatchNorm is meant to hold are just computed exactly instead of as a
+lagging average. Known as precise BatchNorm (Wu & Johnson, "Rethinking 'Batch' in BatchNorm",
+2021; Detectron2's PreciseBN hook); measured here in bench/stability.py.
+
+The rows: every training row up to STATISTICS_ROWS, else a seeded sample of that many, drawn once
+(with --stream they are read from the memory map a chunk at a time). Never a validation or test row.
+"""
+
+import numpy as np
+
+from signtrain import model as model_lib
+
+STATISTICS_ROWS = 2048  # ~400 MB of float32 frames at most, read a chunk at a time
+CHUNK_ROWS = 256
+
+
+def statistics_rows(count, seed, limit=STATISTICS_ROWS):
+    """The training rows (positions 0..count-1) the statistics are computed over."""
+    if count <= limit:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, limit, replace=False))
+
+
+def _read_chunks(X, rows):
+    """X[rows] as float32 arrays of CHUNK_ROWS rows (X may be a memory map: read in file order)."""
+    from signtrain.stream import read_rows
+
+    for start in range(0, len(rows), CHUNK_ROWS):
+        yield read_rows(X, rows[start:start + CHUNK_ROWS])
+
+
+def _moments(chunks, axis):
+    """Mean and biased variance of the chunks over every axis but `axis`, in float64."""
+    values = np.concatenate([np.asarray(chunk, np.float64) for chunk in chunks])
+    moved = np.moveaxis(values, axis, -1).reshape(-1, values.shape[axis])
+    return moved.mean(axis=0), moved.var(axis=0)
+
+
+def _stages(model):
+    """[(run, layer)]: for each BatchNormalization layer, a compiled function that takes the input of
+    the stage before (the model's input for the first) to this layer's input, at inference."""
+    import tensorflow as tf
+    from tensorflow import keras
+
+    front_end, stack = model_lib.front_end_and_stack(model)
+    stages, pending = [], [front_end] if front_end is not None else []
+    for layer in stack:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            def run(hidden, layers=tuple(pending)):
+                for step in layers:
+                    hidden = step(hidden, training=False)
+                return hidden
+
+            stages.append((tf.function(run, reduce_retracing=True), layer))
+            pending = []
+        pending.append(layer)
+    return stages
+
+
+def recompute(model, X, rows, stages=None):
+    """Set every BatchNormalization layer of `model` to the exact statistics of its input over X[rows].
+
+    Returns {layer name: (mean, variance)} as assigned. One inference pass through the model: the
+    activations of the rows are carried from one BatchNorm layer to the next. stages: _stages(model),
+    made once by a caller that recomputes every epoch.
+    """
+    hidden, assigned = list(_read_chunks(X, np.asarray(rows))), {}
+    for run, layer in stages if stages is not None else _stages(model):
+        hidden = [run(chunk) for chunk in hidden]
+        mean, variance = _moments(hidden, layer.axis if isinstance(layer.axis, int) else layer.axis[0])
+        layer.moving_mean.assign(mean.astype(np.float32))
+        layer.moving_variance.assign(variance.astype(np.float32))
+        assigned[layer.name] = (mean, variance)
+    return assigned
+
+
+def callback(X, rows):
+    """A Keras callback that recomputes the statistics over X[rows] before every validation.
+
+    Keras' fit runs validation through evaluate(callbacks=...), whose on_test_begin comes after the
+    epoch's last training step: the statistics match the weights validation then scores, and
+    ModelCheckpoint and EarlyStopping's restored best weights hold them.
+    """
+    from tensorflow import keras
+
+    rows = np.asarray(rows)
+
+    class PreciseBatchNorm(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.stages = _stages(self.model)
+
+        def on_test_begin(self, logs=None):
+            recompute(self.model, X, rows, self.stages)
+
+    return PreciseBatchNorm()
