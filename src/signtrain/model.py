@@ -64,4 +64,5 @@ def front_end_and_stack(model):
     stack = model.layers[model.layers.index(first):]
     if isinstance(model, keras.Sequential):
         return None, stack
-    return keras.Model(model.inputs, first.input), stack
+    # One input tensor, not a list of one: called on a tensor, Keras would warn that the structures differ.
+    return keras.Model(model.inputs[0], first.input), stack

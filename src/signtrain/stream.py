@@ -28,31 +28,44 @@ def read_rows(X, rows):
     return out
 
 
-def rows_dataset(X, rows, targets, batch_size):
-    """A tf.data pipeline of (X[rows] as float32, targets) batches, in the order of rows.
+def rows_dataset(X, rows, targets, batch_size, reshuffle_seed=None):
+    """A tf.data pipeline of (X[rows] as float32, targets) batches, in the order of rows; with
+    reshuffle_seed, in a new order every epoch (signtrain.fast.epoch_batches).
 
     Each batch is read from X (a memory map) only when the pipeline needs it, two batches ahead.
     """
     import tensorflow as tf
 
+    from signtrain import fast
+
     rows = np.asarray(rows)
     targets = np.asarray(targets, np.float32)
+    signature = (tf.TensorSpec((None, *X.shape[1:]), tf.float32),
+                 tf.TensorSpec((None, targets.shape[1]), tf.float32))
+    if reshuffle_seed is not None:
+        def read(positions):
+            return read_rows(X, rows[positions]), targets[positions]
+
+        def read_batch(positions):
+            frames, labels = tf.numpy_function(read, [positions], (tf.float32, tf.float32))
+            return tf.ensure_shape(frames, signature[0].shape), tf.ensure_shape(labels, signature[1].shape)
+
+        return fast.epoch_batches(len(rows), batch_size, reshuffle_seed).map(read_batch).prefetch(2)
 
     def batches():
         for start in range(0, len(rows), batch_size):
             yield read_rows(X, rows[start:start + batch_size]), targets[start:start + batch_size]
 
-    signature = (tf.TensorSpec((None, *X.shape[1:]), tf.float32),
-                 tf.TensorSpec((None, targets.shape[1]), tf.float32))
     # The number of batches declared: Keras then knows an epoch's steps (a generator's are unknown).
     count = -(-len(rows) // batch_size)
     return (tf.data.Dataset.from_generator(batches, output_signature=signature)
             .apply(tf.data.experimental.assert_cardinality(count)).prefetch(2))
 
 
-def fit_arguments(X, train_rows, y_train, batch_size, seed, replicas=1):
+def fit_arguments(X, train_rows, y_train, batch_size, seed, replicas=1, reshuffle=False):
     """x and validation_data for model.fit, streamed: the rows Keras' validation_split would hold
-    out (the last 15%) for validation, the others in one order drawn from the seed.
+    out (the last 15%) for validation, the others in one order drawn from the seed (reshuffle: a new
+    order every epoch, as signtrain.fast.datasets).
 
     With a tf.distribute strategy batch_size is per replica: each step reads replicas x batch_size.
     """
@@ -60,12 +73,16 @@ def fit_arguments(X, train_rows, y_train, batch_size, seed, replicas=1):
 
     split = data.fit_rows(len(train_rows))
     fit_rows, validation_rows = np.asarray(train_rows[:split]), np.asarray(train_rows[split:])
-    order = fast.batch_order(split, seed)  # what fast.datasets uses
     # Keras 3.15 builds a model under a strategy from the first validation batch split across the
     # replicas and fails when that split is uneven: a multiple of the replicas (see train._fit).
     validation_batch = max(replicas, min(fast.VALIDATION_BATCH_SIZE, len(validation_rows)) // replicas * replicas)
+    validation = rows_dataset(X, validation_rows, y_train[split:], validation_batch)
+    if reshuffle:
+        return {"x": rows_dataset(X, fit_rows, y_train[:split], batch_size * replicas, reshuffle_seed=seed),
+                "validation_data": validation}
+    order = fast.batch_order(split, seed)  # what fast.datasets uses
     return {"x": rows_dataset(X, fit_rows[order], y_train[:split][order], batch_size * replicas),
-            "validation_data": rows_dataset(X, validation_rows, y_train[split:], validation_batch)}
+            "validation_data": validation}
 
 
 def predict(model, X, rows):

@@ -40,6 +40,7 @@ class TrainSettings:
     export: list = None  # more formats to write and check: onnx, tflite, savedmodel (signtrain.export)
     stream: bool = False  # data bigger than memory: batches read from the packed cache (signtrain.stream)
     precise_bn: bool = True  # exact BatchNorm statistics before every validation (signtrain.precise_bn)
+    reshuffle: bool = None  # a new seeded batch order every epoch (fast.epoch_batches); None: with precise_bn
     verbose: int = None  # None: a progress bar on a terminal, one line per epoch otherwise
 
     def validate(self):
@@ -173,7 +174,9 @@ def _resolved(settings):
     settings.validate()
     # Under a tf.distribute strategy Keras' own loop runs (on GPUs it is the cuDNN kernel anyway).
     use_fast = settings.strategy == "none" and (fast.available() if settings.fast is None else settings.fast)
-    return dataclasses.replace(settings, fast=use_fast)
+    # The stable recipe is both halves: exact statistics and a new batch order every epoch.
+    reshuffle = settings.precise_bn if settings.reshuffle is None else settings.reshuffle
+    return dataclasses.replace(settings, fast=use_fast, reshuffle=reshuffle)
 
 
 def _new_model(settings, num_actions, dataset, strategy):
@@ -201,22 +204,25 @@ def _fit(net, arguments, settings, seed, statistics=None, callbacks=(), **kwargs
         if settings.fast:
             fast.install(net)
         return net.fit(**arguments, shuffle=False, **kwargs)
-    if not settings.fast and replicas == 1:
+    if not settings.fast and not settings.reshuffle and replicas == 1:  # the spec's own call
         return net.fit(**arguments, batch_size=settings.batch_size, **kwargs)
     x, y = arguments["x"], arguments["y"]
     validation = arguments.get("validation_data")
     if validation is None:  # the rows validation_split would take
         split = data.fit_rows(len(x))
         x, y, validation = x[:split], y[:split], (x[split:], y[split:])
-    if settings.fast:
-        fast.install(net)
-        # shuffle=False: the pipeline shuffles itself (Keras would only warn that it ignores shuffle).
-        return net.fit(**fast.datasets(x, y, validation, settings.batch_size, seed), shuffle=False, **kwargs)
     # --batch-size is per replica: with N devices each step takes N batches, gradients averaged.
     # Keras 3.15 builds the model under a strategy from the first validation batch split across the
     # replicas and fails when that split is uneven: that first batch is made a multiple of N.
     batch_size = settings.batch_size * replicas
     validation_batch = max(replicas, min(batch_size, len(validation[0])) // replicas * replicas)
+    if settings.fast or settings.reshuffle:
+        if settings.fast:
+            fast.install(net)
+        pipelines = fast.datasets(x, y, validation, batch_size, seed, reshuffle=settings.reshuffle,
+                                  validation_batch_size=None if replicas == 1 else validation_batch)
+        # shuffle=False: the pipeline shuffles itself (Keras would only warn that it ignores shuffle).
+        return net.fit(**pipelines, shuffle=False, **kwargs)
     return net.fit(x=x, y=y, validation_data=validation, batch_size=batch_size,
                    validation_batch_size=validation_batch, **kwargs)
 
@@ -328,7 +334,7 @@ def train(settings, resume_dir=None):
     y_test = data.one_hot(dataset.y[test_idx], num_actions)
     if settings.stream:  # dataset.X is a memory map: rows are read batch by batch
         arguments = stream.fit_arguments(dataset.X, train_idx, y_train, settings.batch_size, settings.seed,
-                                         net.distribute_strategy.num_replicas_in_sync)
+                                         net.distribute_strategy.num_replicas_in_sync, settings.reshuffle)
     else:
         X_train, X_test = dataset.X[train_idx], dataset.X[test_idx]
         arguments = fit_arguments(X_train, y_train, settings, settings.seed)
@@ -439,6 +445,7 @@ def train(settings, resume_dir=None):
         # Exact BatchNorm statistics before every validation (signtrain.precise_bn), over the training
         # rows (a seeded sample of precise_bn.STATISTICS_ROWS of them when there are more).
         "precise_bn": settings.precise_bn,
+        "reshuffle": settings.reshuffle,
         "versions": run_versions,
     }
     # Keras 2 (tf_keras, TF <= 2.15 apps) loads action_model.h5 too, unless the rewrite met something new.
@@ -524,6 +531,7 @@ def settings_from_run(run_dir):
         raise FileExistsError(f"{run_dir} finished already ({config.MODEL_FILE} is there); nothing to resume")
     fields = {field.name for field in dataclasses.fields(TrainSettings)}
     args.setdefault("precise_bn", False)  # a run started before exact BatchNorm statistics existed
+    args.setdefault("reshuffle", False)
     return TrainSettings(**{key: value for key, value in args.items() if key in fields and key != "out"})
 
 

@@ -1,0 +1,135 @@
+"""Exact BatchNorm statistics (signtrain.precise_bn): the numbers, where they are computed, and that
+they change nothing but the statistics."""
+
+import os
+
+import numpy as np
+import pytest
+from tensorflow import keras
+
+from signtrain import cli, config, data, precise_bn, synth
+from signtrain import model as model_lib
+from signtrain.train import TrainSettings, _fit, fit_arguments
+
+
+def numpy_statistics(net, X):
+    """[(mean, variance)] of every BatchNorm input over X, each input computed by Keras'
+    own layers at inference (the BatchNorm layers before it as they now are), statistics in numpy."""
+    front_end, stack = model_lib.front_end_and_stack(net)  # the --normalize layers, then the spec's chain
+    hidden, found = (X if front_end is None else front_end(X, training=False)), []
+    for layer in stack:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            values = np.asarray(hidden, np.float64).reshape(-1, np.shape(hidden)[-1])
+            found.append((values.mean(axis=0), values.var(axis=0)))
+        hidden = layer(hidden, training=False)
+    return found
+
+
+def stored_statistics(net):
+    return [(layer.moving_mean.numpy(), layer.moving_variance.numpy())
+            for layer in net.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def assert_statistics_equal(got, want, rtol=1e-4, atol=1e-6):
+    assert len(got) == len(want) == 3
+    for index, (pair, expected_pair) in enumerate(zip(got, want)):
+        for have, expected in zip(pair, expected_pair, strict=True):
+            np.testing.assert_allclose(have, expected, rtol=rtol, atol=atol, err_msg=f"BatchNorm layer {index}")
+
+
+@pytest.fixture(scope="module")
+def frames():
+    X, y = synth.synth_arrays(actions=["Hello", "Yes", "No", "Help"], sequences=8, seed=3)
+    return X.astype(np.float32), y
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_recompute_sets_the_exact_statistics_of_each_layers_input(frames, normalize):
+    X, _ = frames
+    keras.utils.set_random_seed(0)
+    net = model_lib.build_model(4, normalize=normalize)
+    before = stored_statistics(net)  # fresh layers: mean 0, variance 1
+    rows = np.array([0, 3, 5, 8, 13, 21, 30, 31])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(precise_bn, "CHUNK_ROWS", 3)  # several chunks: the statistics still cover every row
+        assigned = precise_bn.recompute(net, X, rows)
+    assert_statistics_equal(stored_statistics(net), numpy_statistics(net, X[rows]))
+    assert_statistics_equal(stored_statistics(net), list(assigned.values()))
+    assert not np.allclose(before[0][1], stored_statistics(net)[0][1])
+
+
+def test_statistics_rows_are_all_rows_or_a_seeded_sample():
+    np.testing.assert_array_equal(precise_bn.statistics_rows(5, seed=1), np.arange(5))
+    sample = precise_bn.statistics_rows(5000, seed=1, limit=100)
+    assert len(sample) == len(set(sample.tolist())) == 100 and sample.max() < 5000
+    np.testing.assert_array_equal(sample, np.sort(sample))
+    np.testing.assert_array_equal(sample, precise_bn.statistics_rows(5000, seed=1, limit=100))
+    assert not np.array_equal(sample, precise_bn.statistics_rows(5000, seed=2, limit=100))
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_fit_recomputes_before_every_validation_over_the_training_rows_only(frames, fast_path):
+    """After fit, the statistics are those of the training rows (not the validation_split rows) for
+    the last epoch's weights, on the fast path and in Keras' own loop; with precise_bn=False the
+    same fit leaves Keras' moving averages, which differ."""
+    X, y = frames
+    one_hot = data.one_hot(y, 4)
+    results = {}
+    for precise in (True, False):
+        keras.utils.set_random_seed(0)
+        net = model_lib.compile_model(model_lib.build_model(4))
+        settings = TrainSettings(data="unused", fast=fast_path, precise_bn=precise)
+        validations = []
+        probe = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: validations.append(
+            stored_statistics(net)))  # noqa: B023
+        _fit(net, fit_arguments(X, one_hot, settings, 0), settings, 0, epochs=3, verbose=0, callbacks=[probe])
+        results[precise] = (net, validations)
+    net, validations = results[True]
+    split = data.fit_rows(len(X))
+    assert_statistics_equal(validations[-1], numpy_statistics(net, X[:split]))
+    wrong_rows = numpy_statistics(net, X)  # the validation rows included: not what was computed
+    assert not np.allclose(validations[-1][0][0], wrong_rows[0][0],
+                           rtol=1e-4, atol=1e-6)
+    plain, _ = results[False]
+    plain_stats, exact = stored_statistics(plain), numpy_statistics(plain, X[:split])
+    assert not np.allclose(plain_stats[1][1], exact[1][1], rtol=1e-2)
+
+
+def test_a_run_records_it_and_its_best_model_holds_the_exact_statistics(tmp_path):
+    data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=["Hello", "Yes", "No"], sequences=10, seed=4)
+    runs = {}
+    for flag in ([], ["--no-precise-bn"]):
+        out = str(tmp_path / ("plain" if flag else "precise"))
+        assert cli.main(["train", "--data", data_dir, "--out", out, "--epochs", "3", *flag]) == 0
+        runs[bool(flag)] = out
+    import json
+
+    import yaml
+
+    for plain, out in runs.items():
+        metrics = json.load(open(os.path.join(out, config.METRICS_FILE)))
+        args = yaml.safe_load(open(os.path.join(out, config.ARGS_FILE)))
+        assert metrics["precise_bn"] is (not plain) and args["precise_bn"] is (not plain)
+    dataset = data.load_dataset(data_dir)
+    train_idx, _ = data.split_indices(dataset.y, seed=config.DEFAULT_SEED)
+    training_rows = dataset.X[train_idx[:data.fit_rows(len(train_idx))]]
+    best = model_lib.load_model(os.path.join(runs[False], config.BEST_MODEL_FILE))
+    assert_statistics_equal(stored_statistics(best), numpy_statistics(best, training_rows))
+    plain = model_lib.load_model(os.path.join(runs[True], config.BEST_MODEL_FILE))
+    # The saved model is the spec's: same layers and configuration either way, only the values differ.
+    strip = lambda config_: {k: v for k, v in config_.items() if k != "name"}  # noqa: E731
+    assert ([strip(layer.get_config()) for layer in best.layers]
+            == [strip(layer.get_config()) for layer in plain.layers])
+
+
+def test_resuming_a_run_from_before_the_option_keeps_the_plain_recipe(tmp_path):
+    import yaml
+
+    from signtrain.train import settings_from_run
+
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / config.ARGS_FILE).write_text(yaml.safe_dump({"data": "MP_Data", "epochs": 5}))
+    assert settings_from_run(str(run)).precise_bn is False
+    (run / config.ARGS_FILE).write_text(yaml.safe_dump({"data": "MP_Data", "precise_bn": True}))
+    assert settings_from_run(str(run)).precise_bn is True
