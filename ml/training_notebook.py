@@ -270,7 +270,8 @@ class PreciseBatchNorm(tf.keras.callbacks.Callback):
         hidden = self.chunks
         for layer in self.model.layers[:self.model.layers.index(norms[-1]) + 1]:
             if isinstance(layer, BatchNormalization):
-                mean, variance = tf.nn.moments(tf.concat(hidden, axis=0), axes=[0, 1])
+                values = tf.concat(hidden, axis=0)  # (rows, 30, units), or (rows, units) after the last LSTM
+                mean, variance = tf.nn.moments(values, axes=list(range(values.shape.rank - 1)))
                 layer.moving_mean.assign(mean)
                 layer.moving_variance.assign(variance)
             hidden = [layer(chunk, training=False) for chunk in hidden]

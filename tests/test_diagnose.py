@@ -93,6 +93,26 @@ def test_nan_loss(healthy):
     assert diagnose.diagnose(metrics, history)[0]["message"] == "loss is NaN or inf from epoch 6"
 
 
+def test_unstable_training_names_the_swing_and_the_flag(healthy):
+    metrics, history = copy.deepcopy(healthy)
+    # The last 10 epochs jump between 30% and 80% (sd 0.25); the healthy curve's last 10 move by ~0.03.
+    history["val_categorical_accuracy"][-10:] = [0.3, 0.8] * 5
+    metrics["precise_bn"] = False
+    [item] = diagnose.diagnose(metrics, history)
+    assert item["code"] == "UNSTABLE_TRAINING" and item["section"].endswith("#unstable_training")
+    assert item["message"] == ("validation accuracy swings from epoch to epoch: sd 0.25 over the last 10 epochs, "
+                               "jumps of up to 50 points, 30% to 80% (trained with --no-precise-bn: train "
+                               "without it)")
+    assert item["evidence"]["swing"] == pytest.approx(0.25) and item["evidence"]["largest_jump"] == pytest.approx(0.5)
+    metrics["precise_bn"] = True
+    assert "--no-precise-bn" not in diagnose.diagnose(metrics, history)[0]["message"]
+    # Just under the threshold: nothing; too few epochs to judge: nothing.
+    history["val_categorical_accuracy"][-10:] = [0.72, 0.9] * 5  # sd 0.09
+    assert diagnose.diagnose(metrics, history) == []
+    assert diagnose.diagnose(metrics, {key: values[:9] for key, values in history.items()}) == []
+    assert diagnose.validation_swing([0.5]) == 0.0 and diagnose.validation_swing([]) == 0.0
+
+
 def test_data_rules_on_data_built_to_show_them(healthy):
     metrics, history = copy.deepcopy(healthy)
     X, y = synth.synth_arrays(sequences=6, seed=4)

@@ -133,3 +133,48 @@ def test_resuming_a_run_from_before_the_option_keeps_the_plain_recipe(tmp_path):
     assert settings_from_run(str(run)).precise_bn is False
     (run / config.ARGS_FILE).write_text(yaml.safe_dump({"data": "MP_Data", "precise_bn": True}))
     assert settings_from_run(str(run)).precise_bn is True
+
+
+@pytest.mark.parametrize("fast_path", [False, True])
+def test_no_precise_bn_trains_exactly_the_plain_recipe(frames, fast_path):
+    """--no-precise-bn: the same weights, to the bit, as the plain recipe's own call: the spec's
+    model.fit(x, y, validation_split=0.15, batch_size=16) in Keras' loop, or the fast path on its
+    batches drawn once (what signtrain trained before exact statistics existed)."""
+    from signtrain import fast
+
+    X, y = frames
+    one_hot = data.one_hot(y, 4)
+    weights = []
+    for through_fit in (True, False):
+        keras.utils.set_random_seed(5)
+        net = model_lib.compile_model(model_lib.build_model(4))
+        settings = TrainSettings(data="unused", fast=fast_path, precise_bn=False)
+        if through_fit:
+            _fit(net, fit_arguments(X, one_hot, settings, 5), settings, 5, epochs=2, verbose=0)
+        elif fast_path:
+            split = data.fit_rows(len(X))
+            fast.install(net)
+            net.fit(**fast.datasets(X[:split], one_hot[:split], (X[split:], one_hot[split:]), 16, 5), shuffle=False,
+                    epochs=2, verbose=0)
+        else:
+            net.fit(X, one_hot, validation_split=config.VALIDATION_SPLIT, batch_size=16, epochs=2, verbose=0)
+        weights.append(net.get_weights())
+    for have, want in zip(*weights, strict=True):
+        np.testing.assert_array_equal(have, want)
+
+
+def test_the_default_draws_a_new_seeded_order_every_epoch():
+    from signtrain import fast
+
+    rows = np.arange(40, dtype=np.float32).reshape(40, 1, 1)
+    targets = np.zeros((40, 1), np.float32)
+    epochs = []
+    for _ in range(2):  # the same seed gives the same orders again
+        keras.utils.set_random_seed(42)
+        pipeline = fast.datasets(rows, targets, (rows[:2], targets[:2]), 16, seed=42, reshuffle=True)["x"]
+        epochs.append([[int(v) for batch in pipeline for v in batch[0][:, 0, 0].numpy()] for _ in range(3)])
+    assert epochs[0] == epochs[1]
+    first, second, third = epochs[0]
+    assert sorted(first) == sorted(second) == list(range(40))
+    assert first != second and second != third
+

@@ -85,6 +85,10 @@ def _add_training_flags(parser):
                         help="the spec's plain recipe: BatchNorm keeps only its moving averages. Default: before "
                              "every validation each BatchNorm layer's statistics are recomputed exactly over the "
                              "training rows (same layers and weights; a stable model whatever the seed)")
+    parser.add_argument("--monitor", choices=tuple(config.MONITOR_MODES), default=config.MONITOR,
+                        help=f"what early stopping and the checkpoint watch (default {config.MONITOR}, the spec's). "
+                             f"Opt-in val_loss: a finer signal than the accuracy on a few dozen validation rows "
+                             f"(see bench/results/stability.md)")
     parser.add_argument("--strategy", choices=("none", "mirrored", "multiworker"), default="none",
                         help="tf.distribute: mirrored = every GPU of this machine, multiworker = several machines "
                              "(each runs the same command with its TF_CONFIG); --batch-size is per replica")
@@ -211,7 +215,7 @@ def _settings(args, data):
     return TrainSettings(data=data, out=args.out, epochs=args.epochs, patience=args.patience,
                          batch_size=args.batch_size, seed=args.seed, actions=args.actions,
                          any_layout=getattr(args, "any_layout", False), normalize=args.normalize, augment=args.augment,
-                         fast=args.fast, precise_bn=args.precise_bn, strategy=args.strategy, stream=getattr(args, "stream", False),
+                         fast=args.fast, precise_bn=args.precise_bn, monitor=args.monitor, strategy=args.strategy, stream=getattr(args, "stream", False),
                          test_data=getattr(args, "test_data", None), export=getattr(args, "export", None),
                          aliases=parse_aliases(getattr(args, "alias", None)))
 

@@ -56,6 +56,9 @@ DEFAULT_SEED = 42
 TEST_SIZE = 0.1
 VALIDATION_SPLIT = 0.15
 MONITOR = "val_categorical_accuracy"
+# What EarlyStopping and ModelCheckpoint may watch (--monitor), and which way is better. The spec's is
+# MONITOR; val_loss is opt-in (bench/results/stability.md measures both).
+MONITOR_MODES = {"val_categorical_accuracy": "max", "val_loss": "min"}
 
 # Architecture from the spec: (units, return_sequences) of each LSTM, then the Dense widths.
 LSTM_LAYERS = ((64, True), (128, True), (64, False))

@@ -41,6 +41,7 @@ class TrainSettings:
     stream: bool = False  # data bigger than memory: batches read from the packed cache (signtrain.stream)
     precise_bn: bool = True  # exact BatchNorm statistics before every validation (signtrain.precise_bn)
     reshuffle: bool = None  # a new seeded batch order every epoch (fast.epoch_batches); None: with precise_bn
+    monitor: str = config.MONITOR  # what EarlyStopping and the checkpoint watch (config.MONITOR_MODES)
     verbose: int = None  # None: a progress bar on a terminal, one line per epoch otherwise
 
     def validate(self):
@@ -54,6 +55,8 @@ class TrainSettings:
         if self.augment and self.stream:
             raise ValueError("--augment makes its copies in memory and cannot be combined with --stream; "
                              "drop one of them")
+        if self.monitor not in config.MONITOR_MODES:
+            raise ValueError(f"--monitor {self.monitor!r} is not one of {', '.join(config.MONITOR_MODES)}")
         if self.strategy not in distribute.STRATEGIES:
             raise ValueError(f"--strategy {self.strategy!r} is not one of {', '.join(distribute.STRATEGIES)}")
 
@@ -252,10 +255,12 @@ def _callbacks(keras, path, settings, resumed):
 
     return [
         ResumableEarlyStopping(
-            monitor=config.MONITOR, patience=settings.patience, restore_best_weights=True, verbose=1
+            monitor=settings.monitor, mode=config.MONITOR_MODES[settings.monitor], patience=settings.patience,
+            restore_best_weights=True, verbose=1
         ),
         AtomicCheckpoint(
-            path(config.BEST_MODEL_FILE), monitor=config.MONITOR, save_best_only=True, verbose=0,
+            path(config.BEST_MODEL_FILE), monitor=settings.monitor, mode=config.MONITOR_MODES[settings.monitor],
+            save_best_only=True, verbose=0,
             initial_value_threshold=resumed["best"] if resumed else None,
         ),
         keras.callbacks.TensorBoard(log_dir=path(config.LOGS_DIR)),
@@ -271,14 +276,22 @@ def _read_history(results_path):
     return {key: [float(row[key]) for row in rows] for key in keys}
 
 
-def _resume_state(run_dir, net):
+def best_epoch_index(history, monitor):
+    """The epoch EarlyStopping keeps: the first best value of the monitor (None without one)."""
+    values = history.get(monitor, [])
+    if not values:
+        return None
+    return int(np.argmax(values) if config.MONITOR_MODES[monitor] == "max" else np.argmin(values))
+
+
+def _resume_state(run_dir, net, monitor):
     """Where an interrupted run stopped: epochs done, early-stopping state, weights to start from."""
     path = lambda name: os.path.join(run_dir, name)  # noqa: E731
     history = _read_history(path(config.RESULTS_FILE)) if os.path.exists(path(config.RESULTS_FILE)) else {}
-    done = len(history.get(config.MONITOR, []))
+    done = len(history.get(monitor, []))
     if not done or not os.path.exists(path(config.BEST_MODEL_FILE)):
         raise ValueError(f"{run_dir!r} has no finished epoch to resume from; start a new run instead")
-    best_index = int(np.argmax(history[config.MONITOR]))
+    best_index = best_epoch_index(history, monitor)
     best_weights = model_lib.load_model(path(config.BEST_MODEL_FILE)).get_weights()
     last = path(LAST_MODEL_FILE)
     if os.path.exists(last):  # weights and optimizer state at the moment of the interrupt
@@ -289,7 +302,7 @@ def _resume_state(run_dir, net):
         net.set_weights(best_weights)
     state = {
         "epochs_done": done,
-        "best": history[config.MONITOR][best_index],
+        "best": history[monitor][best_index],
         "best_epoch": best_index,
         "wait": done - 1 - best_index,
         "best_weights": best_weights,
@@ -346,7 +359,7 @@ def train(settings, resume_dir=None):
     resumed = None
     if resume_dir:
         with distribute.scope(strategy):
-            net, resumed = _resume_state(resume_dir, net)
+            net, resumed = _resume_state(resume_dir, net, settings.monitor)
         print(f"resuming {run_dir} after epoch {resumed['epochs_done']}")
     started = time.perf_counter()
     try:
@@ -417,14 +430,16 @@ def train(settings, resume_dir=None):
     export.write_text(path(config.REPORT_FILE), report)
 
     n_val = len(train_idx) - data.fit_rows(len(train_idx))
-    val_accuracy = history.get(config.MONITOR, [])
+    val_accuracy = history.get("val_categorical_accuracy", [])
+    best_index = best_epoch_index(history, settings.monitor)  # the epoch EarlyStopping restored
     metrics = {
         "test_accuracy": test_accuracy,
         "test_accuracy_ci95": list(interval),
         "test_correct": correct,
         "test_loss": test_loss,
-        "best_val_accuracy": float(max(val_accuracy)) if val_accuracy else None,
-        "best_epoch": int(np.argmax(val_accuracy)) + 1 if val_accuracy else None,
+        "best_val_accuracy": float(val_accuracy[best_index]) if best_index is not None and val_accuracy else None,
+        "best_epoch": best_index + 1 if best_index is not None else None,
+        "monitor": settings.monitor,
         "epochs_run": len(history.get("loss", [])),
         "n_train": len(train_idx) - n_val,
         "n_val": n_val,
@@ -504,7 +519,6 @@ def _write_args(args_path, settings, run_dir, dataset, run_versions):
         actions=dataset.actions,
         test_size=config.TEST_SIZE,
         validation_split=config.VALIDATION_SPLIT,
-        monitor=config.MONITOR,
         sequence_length=int(dataset.X.shape[1]),
         num_features=dataset.num_features,
         versions=run_versions,
@@ -573,8 +587,9 @@ def cross_validate(settings, folds=5, repeats=1, out=None):
             settings,
             seed=settings.seed + index,
             epochs=settings.epochs,
-            callbacks=[keras.callbacks.EarlyStopping(monitor=config.MONITOR, patience=settings.patience,
-                                                     restore_best_weights=True)],
+            callbacks=[keras.callbacks.EarlyStopping(
+                monitor=settings.monitor, mode=config.MONITOR_MODES[settings.monitor], patience=settings.patience,
+                restore_best_weights=True)],
             verbose=0,
         ).history
         y_pred = net.predict(dataset.X[test_idx], verbose=0).argmax(axis=1)
