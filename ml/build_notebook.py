@@ -1,4 +1,4 @@
-"""Generate ml/training_notebook.ipynb from ml/training_notebook.py (jupytext py:percent style).
+"""Generate ml/training_notebook.ipynb from ml/training_notebook.py (jupytext's py:percent format).
 
     python ml/build_notebook.py            write the .ipynb
     python ml/build_notebook.py --check    exit 1 if the committed .ipynb differs from the source
@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+import jupytext
 import nbformat
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -24,34 +25,13 @@ METADATA = {
 }
 
 
-def split_cells(text):
-    """[(kind, source)] from py:percent text: '# %%' starts code, '# %% [markdown]' markdown."""
-    cells, kind, lines = [], None, []
-
-    def flush():
-        if kind is not None:
-            body = "\n".join(lines).strip("\n")
-            if kind == "markdown":
-                body = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in body.split("\n"))
-            cells.append((kind, body))
-
-    for line in text.split("\n"):
-        if line.startswith("# %%"):
-            flush()
-            kind, lines = ("markdown" if "[markdown]" in line else "code"), []
-        elif kind is not None:
-            lines.append(line)
-    flush()
-    return cells
-
-
 def build(source_path=SOURCE):
-    with open(source_path, encoding="utf-8") as handle:
-        cells = split_cells(handle.read())
-    notebook = nbformat.v4.new_notebook(metadata=METADATA)
-    for index, (kind, body) in enumerate(cells):
-        make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
-        notebook.cells.append(make(body, id=f"cell-{index:02d}"))
+    """The .ipynb text: jupytext reads the py:percent source; Colab's metadata and numbered ids added."""
+    notebook = jupytext.read(source_path, fmt="py:percent")
+    notebook.metadata = nbformat.from_dict(METADATA)  # jupytext's own notes about the .py are not Colab's
+    for index, cell in enumerate(notebook.cells):
+        cell.id = f"cell-{index:02d}"
+        cell.metadata = {}
     nbformat.validate(notebook)
     return nbformat.writes(notebook) + "\n"
 

@@ -177,3 +177,15 @@ def test_the_batch_order_is_the_one_earlier_versions_drew_for_a_seed():
     keras.utils.set_random_seed(1)
     assert fast.batch_order(229, 1)[:12].tolist() == [75, 143, 190, 17, 20, 197, 120, 50, 136, 201, 16, 42]
     assert sorted(fast.batch_order(229, 1).tolist()) == list(range(229))
+
+
+def test_a_keras_without_the_internals_falls_back_to_its_own_loop_with_one_warning(monkeypatch):
+    assert fast.missing_private_api() == []  # this Keras has them all
+    monkeypatch.setattr(fast, "PRIVATE_ADAM_API", fast.PRIVATE_ADAM_API + ("_renamed_in_a_new_keras",))
+    assert fast.missing_private_api() == ["Adam._renamed_in_a_new_keras"]
+    with pytest.warns(UserWarning, match=r"Keras internals .*Adam\._renamed_in_a_new_keras.*Keras' own loop"):
+        assert fast.available() is False
+    from signtrain.train import _resolved
+
+    with pytest.warns(UserWarning):
+        assert _resolved(TrainSettings(data="unused")).fast is False

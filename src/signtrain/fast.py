@@ -129,11 +129,43 @@ STEPS_PER_EXECUTION = 16
 VALIDATION_BATCH_SIZE = 256
 
 
+# Keras internals install() uses (Keras has no public seam for a custom step that keeps its loss
+# tracking, nor for Adam's slots). Present in every Keras this project tested: 3.10.0 (Colab's) and
+# 3.15.1; pyproject.toml's keras range. A Keras without one of them trains with Keras' own loop.
+PRIVATE_MODEL_API = ("_compute_loss", "_loss_tracker")
+PRIVATE_ADAM_API = ("_get_variable_index", "_momentums", "_velocities")
+
+
+def missing_private_api():
+    """The private Keras names install() needs that this Keras lacks, checked on a tiny compiled
+    model with a built Adam ([] when everything is there)."""
+    from tensorflow import keras
+
+    probe = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    probe.compile(optimizer="adam", loss="mse")
+    probe.optimizer.build(probe.trainable_variables)
+    return ([f"Model.{name}" for name in PRIVATE_MODEL_API if not hasattr(probe, name)]
+            + [f"Adam.{name}" for name in PRIVATE_ADAM_API if not hasattr(probe.optimizer, name)])
+
+
 def available():
-    """True where the fast path is the default: no GPU (there Keras uses the fused cuDNN kernel)."""
+    """True where the fast path is the default: no GPU (there Keras uses the fused cuDNN kernel) and
+    a Keras that has what install() needs (else one warning, and Keras' own loop)."""
     import tensorflow as tf
 
-    return not tf.config.list_physical_devices("GPU")
+    if tf.config.list_physical_devices("GPU"):
+        return False
+    missing = missing_private_api()
+    if missing:
+        import warnings
+
+        from tensorflow import keras
+
+        warnings.warn(f"signtrain's fast CPU training path needs Keras internals that Keras {keras.__version__} "
+                      f"lacks ({', '.join(missing)}); training with Keras' own loop instead (the same model, "
+                      f"slower). Tested with Keras 3.10-3.15.", stacklevel=2)
+        return False
+    return True
 
 
 def supported(model):
