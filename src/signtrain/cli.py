@@ -16,14 +16,26 @@ DEMO_DATA_DIR = os.path.join("runs", "demo_data", "MP_Data")
 DEMO_MARKER = ".signtrain_synth.json"
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r} (e.g. --epochs 50)")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
+def _whole_number(minimum=0, maximum=None):
+    """An argparse type: a whole number in [minimum, maximum], refused at once with the bounds
+    (argparse names the flag). The seed's maximum is 2**32 - 1: what numpy and scikit-learn take."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r} (e.g. 50)") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+            raise argparse.ArgumentTypeError(f"expected a whole number {bounds}, got {value}")
+        return value
+
+    return parse
+
+
+_non_negative = _whole_number(0)
+_at_least_one = _whole_number(1)
+_seed = _whole_number(0, 2**32 - 1)
 
 
 def _action_list(text):
@@ -60,14 +72,14 @@ def _add_training_flags(parser):
     parser.add_argument("--out", metavar="DIR", default=None,
                         help=f"run folder to create (must be new or empty); default: the next "
                              f"{config.DEFAULT_RUNS_DIR}/exp, exp2, ... so no run is ever overwritten")
-    parser.add_argument("--epochs", type=_positive_int, default=config.DEFAULT_EPOCHS, metavar="N",
+    parser.add_argument("--epochs", type=_at_least_one, default=config.DEFAULT_EPOCHS, metavar="N",
                         help=f"most epochs to train (default {config.DEFAULT_EPOCHS}); early stopping usually ends sooner")
-    parser.add_argument("--patience", type=_positive_int, default=config.DEFAULT_PATIENCE, metavar="N",
+    parser.add_argument("--patience", type=_non_negative, default=config.DEFAULT_PATIENCE, metavar="N",
                         help=f"stop after N epochs without a better validation accuracy and keep the best "
                              f"(default {config.DEFAULT_PATIENCE})")
-    parser.add_argument("--batch-size", type=_positive_int, default=config.DEFAULT_BATCH_SIZE, metavar="N",
+    parser.add_argument("--batch-size", type=_at_least_one, default=config.DEFAULT_BATCH_SIZE, metavar="N",
                         help=f"sequences per training step (default {config.DEFAULT_BATCH_SIZE}; try 8 if memory runs out)")
-    parser.add_argument("--seed", type=_positive_int, default=config.DEFAULT_SEED, metavar="N",
+    parser.add_argument("--seed", type=_seed, default=config.DEFAULT_SEED, metavar="N",
                         help=f"random seed of the 90/10 split and the weights (default {config.DEFAULT_SEED})")
     _add_actions_flag(parser)
     parser.add_argument("--normalize", action="store_true",
@@ -153,7 +165,7 @@ def build_parser():
     predict.add_argument("--data", required=True, metavar="SEQ_DIR_OR_NPY", help="what to classify")
     predict.add_argument("--format", choices=infer.FORMATS, default=None,
                          help="which of a run folder's files to use (default keras: action_model.h5)")
-    predict.add_argument("--top", type=_positive_int, default=3, metavar="K", help="signs to show (default 3)")
+    predict.add_argument("--top", type=_at_least_one, default=3, metavar="K", help="signs to show (default 3)")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a trained run on another recording",
                                    description="Score RUN_DIR's action_model.h5 on every sequence of another "
@@ -168,8 +180,8 @@ def build_parser():
                                          "recall; writes cv.json to runs/cv/exp...")
     _add_data_flags(cv)
     _add_training_flags(cv)
-    cv.add_argument("--folds", type=_positive_int, default=5, metavar="K", help="folds (default 5)")
-    cv.add_argument("--repeats", type=_positive_int, default=1, metavar="R", help="repeats with new folds (default 1)")
+    cv.add_argument("--folds", type=_whole_number(2), default=5, metavar="K", help="folds (default 5)")
+    cv.add_argument("--repeats", type=_at_least_one, default=1, metavar="R", help="repeats with new folds (default 1)")
 
     check = commands.add_parser("check", help="check an MP_Data folder before training",
                                 description="Read an MP_Data folder as training would and report, per action, "
@@ -194,9 +206,9 @@ def build_parser():
     synth = commands.add_parser("synth", help="write a synthetic MP_Data folder",
                                 description="Write a synthetic MP_Data tree in the exact data contract.")
     synth.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
-    synth.add_argument("--sequences", type=_positive_int, default=config.NUM_SEQUENCES, metavar="N",
+    synth.add_argument("--sequences", type=_at_least_one, default=config.NUM_SEQUENCES, metavar="N",
                        help=f"sequences per sign (default {config.NUM_SEQUENCES})")
-    synth.add_argument("--seed", type=_positive_int, default=0, metavar="N", help="random seed (default 0)")
+    synth.add_argument("--seed", type=_seed, default=0, metavar="N", help="random seed (default 0)")
     synth.add_argument("--actions", type=_action_list, default=list(config.SPEC_ACTIONS), metavar="A,B,...",
                        help="signs to generate (default: the spec's 10)")
     return parser
@@ -221,14 +233,22 @@ def _settings(args, data):
 
 
 def _evaluate(args):
-    from signtrain import evaluate, export, model as model_lib
+    from signtrain import evaluate, export, infer, model as model_lib
 
     for name in (config.MODEL_FILE, config.ACTIONS_FILE):
         if not os.path.exists(os.path.join(args.model, name)):
             raise FileNotFoundError(f"{os.path.join(args.model, name)} not found: --model takes a finished run folder")
-    actions = [str(a) for a in np.load(os.path.join(args.model, config.ACTIONS_FILE))]
-    model = model_lib.load_model(os.path.join(args.model, config.MODEL_FILE))
+    actions_path, model_path = os.path.join(args.model, config.ACTIONS_FILE), os.path.join(args.model, config.MODEL_FILE)
+    actions = infer.read_actions(actions_path)
+    model = model_lib.load_model(model_path)
+    if model.output_shape[-1] != len(actions):
+        raise ValueError(f"{model_path} outputs {model.output_shape[-1]} classes but {actions_path} names "
+                         f"{len(actions)} signs: they are not from the same run. Put the run's own actions.npy beside it")
     recording = evaluate.load_recording(actions, args.data, evaluate.parse_aliases(args.alias), args.any_layout)
+    width = recording["dataset"].num_features
+    if width != model.input_shape[-1]:
+        raise ValueError(f"the frames in {args.data} have {width} values, {model_path} takes {model.input_shape[-1]} "
+                         f"(the layout it was trained on): evaluate it on a recording in that layout")
     result = evaluate.evaluate_recording(model, actions, recording)
     print(evaluate.format_recording_result(result))
     folder = os.path.join(args.model, "evaluations")
@@ -324,9 +344,17 @@ def _demo_data(data_dir):
     return data_dir
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    # One line a warning, as the rest of the output: "warning: ..." (not Python's file:line prefix).
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv=None):
+    import warnings
+
     args = build_parser().parse_args(argv)
     _quiet_tensorflow()
+    warnings.showwarning = _show_warning
     try:
         if args.command == "check":
             return _check(args)

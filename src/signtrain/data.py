@@ -44,18 +44,26 @@ def _has_sequence_folders(folder):
     return any(name.isdigit() and os.path.isdir(os.path.join(folder, name)) for name in os.listdir(folder))
 
 
-def find_actions(data_dir):
-    """Action folder names found in data_dir, sorted."""
+def find_actions(data_dir, flag="--data"):
+    """Action folder names found in data_dir, sorted. flag: the option that named the folder, for messages."""
     if os.path.isfile(data_dir) and data_dir.lower().endswith(".zip"):
         raise ValueError(
-            f"--data {data_dir!r} is a zip file. Unzip it first (e.g. `unzip {os.path.basename(data_dir)}`) "
+            f"{flag} {data_dir!r} is a zip file. Unzip it first (e.g. `unzip {os.path.basename(data_dir)}`) "
             f"and pass the MP_Data folder inside it."
         )
     if not os.path.isdir(data_dir):
         what = "is a file, not a folder" if os.path.exists(data_dir) else "does not exist"
         raise FileNotFoundError(
-            f"data folder {data_dir!r} {what}. Pass --data with the folder that holds one "
+            f"data folder {data_dir!r} {what}. Pass {flag} with the folder that holds one "
             f"sub-folder per sign (MP_Data/<Action>/<sequence>/<frame>.npy)."
+        )
+    if _has_sequence_folders(data_dir) and not any(
+            _has_sequence_folders(os.path.join(data_dir, name)) for name in os.listdir(data_dir)
+            if os.path.isdir(os.path.join(data_dir, name))):
+        parent = os.path.dirname(os.path.abspath(data_dir))
+        raise ValueError(
+            f"{flag} {data_dir!r} looks like one sign's folder (it holds sequence folders 0/, 1/, ...); "
+            f"pass its parent, the folder with one sub-folder per sign: {flag} {parent!r}."
         )
     found = sorted(
         name
@@ -140,6 +148,20 @@ def _read_npy(path):
     return frame
 
 
+def _npy_problem(path, error):
+    """Why np.load refused a frame, in the user's terms (numpy takes any file that is not .npy or
+    .npz for pickled data and suggests allow_pickle=True: wrong cause, unsafe advice)."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if not head.startswith(b"\x93NUMPY") and not head.startswith(b"PK"):
+        return (f"not an .npy file: it starts with {head!r}, not numpy's header; write each frame with "
+                f"np.save(path, keypoints)")
+    if "pickle" in str(error):
+        return ("it holds Python objects (pickled data), not numbers; signtrain never unpickles a frame. Save the "
+                "keypoints as a number array: np.save(path, np.asarray(keypoints, dtype=np.float64))")
+    return str(error)
+
+
 def _load_frame(path):
     """One frame as a 1-D numeric array, or a reason string why it cannot be used.
 
@@ -150,7 +172,7 @@ def _load_frame(path):
     except FileNotFoundError:
         return "missing frame " + os.path.basename(path)
     except ValueError as error:  # object arrays need pickle: refuse, never unpickle
-        return f"unreadable frame {os.path.basename(path)} ({error})"
+        return f"unreadable frame {os.path.basename(path)} ({_npy_problem(path, error)})"
     except (OSError, EOFError, zipfile.BadZipFile) as error:
         return f"unreadable frame {os.path.basename(path)} ({error.__class__.__name__}: {error})"
     if not isinstance(frame, np.ndarray):  # an .npz archive saved under a frame's name
@@ -254,6 +276,24 @@ def layout_problem(X, example):
     return None
 
 
+def _no_usable_sequence(data_dir, actions, skipped, sequence_length, others=()):
+    """The message for signs with no usable sequence: the folders with nothing in them, the most
+    common reasons sequences were skipped, and how to go on."""
+    folders = [os.path.join(data_dir, action) for action in actions]
+    empty = [folder for folder in folders if not _has_sequence_folders(folder)]
+    reasons = collections.Counter(entry["reason"] for entry in skipped if entry["action"] in actions)
+    parts = []
+    if empty:
+        parts.append(f"{', '.join(repr(folder) for folder in empty)} holds no sequence folder (0/, 1/, ...)")
+    if reasons:
+        parts.append("sequences skipped: " + "; ".join(f"{count} x {reason}" for reason, count in reasons.most_common(3)))
+    if not skipped and not empty:
+        parts.append(f"each sequence folder needs frames 0.npy..{sequence_length - 1}.npy")
+    go_on = (f"Record them, remove the folder, or leave them out with --actions {','.join(others)}" if others else
+             "Fix the frames (see `signtrain check`) or record again")
+    return f"no usable sequence for {list(actions)} in {data_dir!r}: {'; '.join(parts)}. {go_on}."
+
+
 def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH, any_layout=False, use_cache=True,
                  stream=False):
     """Read every usable sequence of the given actions (default: resolve_actions).
@@ -281,10 +321,7 @@ def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH,
         sequences.append((action, name))
 
     if not arrays:
-        raise ValueError(
-            f"no usable sequence in {data_dir!r} for actions {actions}. "
-            f"Each sequence folder needs frames 0.npy..{sequence_length - 1}.npy."
-        )
+        raise ValueError(_no_usable_sequence(data_dir, actions, skipped, sequence_length))
     # The frame length the data says (1662 for the contract); sequences of another length are skipped.
     width = lambda array: int(array[0].split("x")[-1]) if stream else array.shape[1]  # noqa: E731
     lengths = collections.Counter(width(array) for array in arrays)
@@ -312,11 +349,8 @@ def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH,
     y = np.array([labels[i] for i in keep], dtype=np.int64)
     empty = [action for i, action in enumerate(actions) if not np.any(y == i)]
     if empty:
-        raise ValueError(
-            f"no usable sequence for {empty} in {data_dir!r}; see the skipped sequences: "
-            f"{[s for s in skipped if s['action'] in empty][:5]}. Re-record them or leave them out "
-            f"with --actions."
-        )
+        raise ValueError(_no_usable_sequence(data_dir, empty, skipped, sequence_length, others=[
+            action for action in actions if action not in empty]))
     action, name = sequences[keep[0]]
     problem = layout_problem(X, os.path.join(data_dir, action, name, "0.npy"))
     if problem and not any_layout:

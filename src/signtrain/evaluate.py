@@ -144,15 +144,25 @@ def parse_aliases(text):
     return pairs
 
 
-def load_recording(model_actions, data_dir, aliases=(), any_layout=False):
+def load_recording(model_actions, data_dir, aliases=(), any_layout=False, flag="--data"):
     """The sequences of another MP_Data folder whose folder names a sign of the model.
 
     Called before training by `train --test-data`, so a wrong folder fails at once, not after it.
+    flag: the option that named the folder, for messages.
     """
+    import warnings
+
     from signtrain import data
 
-    folders = data.find_actions(data_dir)
+    folders = data.find_actions(data_dir, flag)
     matched = match_actions(model_actions, folders, aliases)
+    keys = {name_key(name) for name in list(model_actions) + folders}
+    for left, right in aliases:  # a typo in an alias would otherwise just leave a sign unscored
+        unknown = [name for name in (left, right) if name_key(name) not in keys]
+        if unknown:
+            warnings.warn(f"--alias {left}={right}: {' and '.join(map(repr, unknown))} is neither a sign of the model "
+                          f"{list(model_actions)} nor a folder of {data_dir!r}; the alias matches nothing. "
+                          f"Check the spelling", stacklevel=2)
     if not matched:
         raise ValueError(
             f"no folder of {data_dir!r} matches a sign of the model {list(model_actions)}. "

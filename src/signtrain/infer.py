@@ -148,7 +148,21 @@ def find_model(model, model_format=None):
     if not os.path.exists(actions_path):
         raise FileNotFoundError(f"{actions_path} not found: the sign names come from the actions.npy beside "
                                 f"the model (--model takes a finished run folder)")
-    return path, model_format, [str(action) for action in np.load(actions_path)]
+    return path, model_format, read_actions(actions_path)
+
+
+def read_actions(path):
+    """The sign names in an actions.npy (np.save of a string array), or a ValueError naming the file."""
+    try:
+        actions = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        why = "it holds Python objects (an object array)" if "pickle" in str(error) else f"{error}"
+        raise ValueError(f"{path} is not a readable actions.npy ({why}); signtrain never unpickles it. Write it with "
+                         f"np.save(path, np.array(['Hello', 'Yes', ...])), or use the one the run wrote") from None
+    if actions.ndim != 1 or actions.dtype.kind not in "US":
+        raise ValueError(f"{path} holds {actions.dtype} values of shape {actions.shape}, not a list of sign names; "
+                         f"use the actions.npy the run wrote")
+    return [str(action) for action in actions]
 
 
 def read_sequences(path, sequence_length=config.SEQUENCE_LENGTH):

@@ -114,6 +114,16 @@ def prepare_run_dir(out, base=config.DEFAULT_RUNS_DIR):
     return run_dir
 
 
+def _check_outside_data(out, data_dir, base=config.DEFAULT_RUNS_DIR):
+    """A run folder inside the data folder would be read as a sign by the next run: refused."""
+    where = os.path.realpath(out if out is not None else base)
+    data_root = os.path.realpath(data_dir)
+    if os.path.commonpath([where, data_root]) == data_root:
+        flag = f"--out {out!r}" if out is not None else f"the default run folder {base!r} (from this working folder)"
+        raise ValueError(f"{flag} is inside the data folder {data_dir!r}: the next run would take the run folder for "
+                         f"a sign. Put runs outside it, e.g. --out {os.path.join(os.path.dirname(data_root), 'runs')}")
+
+
 def _run_folder(out, base=config.DEFAULT_RUNS_DIR, resume_dir=None):
     """The folder a run writes to. Only the chief of a multi-worker run writes the real one; the
     other workers write to a temp folder, removed when they finish."""
@@ -335,7 +345,9 @@ def train(settings, resume_dir=None):
     net = _new_model(settings, len(dataset.actions), dataset, strategy)
     # Everything that can refuse the input does so before a run folder exists.
     recording = (evaluate.load_recording(dataset.actions, settings.test_data, settings.aliases or (),
-                                         settings.any_layout) if settings.test_data else None)
+                                         settings.any_layout, flag="--test-data") if settings.test_data else None)
+    if not resume_dir:
+        _check_outside_data(settings.out, settings.data)
     run_dir = _run_folder(settings.out, resume_dir=resume_dir)
     path = lambda name: os.path.join(run_dir, name)  # noqa: E731
     run_versions = versions()

@@ -1,0 +1,157 @@
+"""Hostile input, round 2: each case ends in a clear message that names the file or flag and the
+fix, with the exit code, and the user's files unchanged."""
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+
+from conftest import write_sequence
+from signtrain import cli, config, synth
+
+
+def snapshot(root):
+    """{relative path: sha1} of every file under root but signtrain's own cache beside the data
+    (README "Speed"): proof that nothing the user had changed."""
+    found = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            if name.startswith(".signtrain_cache"):
+                continue
+            path = os.path.join(folder, name)
+            with open(path, "rb") as handle:
+                found[os.path.relpath(path, root)] = hashlib.sha1(handle.read()).hexdigest()
+    return found
+
+
+@pytest.fixture
+def small_data(tmp_path):
+    data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=["Hello", "Yes", "No"], sequences=10, seed=2)
+    return data_dir, snapshot(data_dir)
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_one_signs_folder_is_named_with_its_parent(small_data, capsys):
+    data_dir, before = small_data
+    code, output = run(capsys, "check", "--data", os.path.join(data_dir, "Hello"))
+    assert code == 1 and "looks like one sign's folder" in output and f"--data {os.path.abspath(data_dir)!r}" in output
+    assert snapshot(data_dir) == before
+
+
+def test_a_zip_given_as_test_data_names_that_flag(small_data, tmp_path, capsys):
+    data_dir, before = small_data
+    archive = tmp_path / "other.zip"
+    archive.write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    code, output = run(capsys, "train", "--data", data_dir, "--test-data", str(archive), "--out", str(tmp_path / "r"))
+    assert code == 2 and "--test-data" in output and "is a zip file" in output and "Unzip it first" in output
+    assert not os.path.exists(tmp_path / "r") and snapshot(data_dir) == before
+
+
+@pytest.mark.parametrize("content", [b"hello, these are not keypoints\n", bytes(range(256)) * 4])
+def test_a_file_that_is_not_npy_is_called_so_without_unsafe_advice(small_data, capsys, content):
+    data_dir, _ = small_data
+    with open(os.path.join(data_dir, "Yes", "2", "5.npy"), "wb") as handle:
+        handle.write(content)
+    before = snapshot(data_dir)
+    code, output = run(capsys, "check", "--data", data_dir)
+    assert "Yes/2: unreadable frame 5.npy (not an .npy file: it starts with" in output
+    assert "np.save" in output and "allow_pickle" not in output and "pickled" not in output
+    assert snapshot(data_dir) == before
+
+
+def test_a_pickled_frame_says_what_it_holds_and_never_suggests_unpickling(small_data, capsys):
+    data_dir, _ = small_data
+    np.save(os.path.join(data_dir, "No", "1", "3.npy"), np.array([{"x": 1}] * 3, dtype=object), allow_pickle=True)
+    code, output = run(capsys, "check", "--data", data_dir)
+    assert "No/1: unreadable frame 3.npy (it holds Python objects (pickled data), not numbers" in output
+    assert "allow_pickle=True" not in output
+
+
+@pytest.mark.parametrize("damage, cause", [
+    ("29 frames", "6 x missing frame 29.npy"),
+    ("(1, 1662) frames", "6 x frame 0.npy has shape (1, 1662), expected a flat array"),
+])
+def test_when_no_sequence_is_usable_the_message_names_the_real_cause(tmp_path, capsys, damage, cause):
+    data_dir = str(tmp_path / "MP_Data")
+    rng = np.random.default_rng(0)
+    for action in ("Hello", "Yes"):
+        for sequence in range(3):
+            frames = [rng.random(config.NUM_FEATURES) for _ in range(30)]
+            frames = frames[:29] if damage == "29 frames" else [frame[None] for frame in frames]
+            write_sequence(data_dir, action, sequence, frames)
+    before = snapshot(data_dir)
+    code, output = run(capsys, "check", "--data", data_dir)
+    assert code == 1 and "no usable sequence for ['Hello', 'Yes']" in output and cause in output
+    assert "needs frames 0.npy..29.npy" not in output and snapshot(data_dir) == before
+
+
+def test_an_empty_new_sign_folder_is_named_with_the_way_on(small_data, capsys):
+    data_dir, _ = small_data
+    os.makedirs(os.path.join(data_dir, "Thanks"))
+    code, output = run(capsys, "check", "--data", data_dir)
+    assert code == 1 and f"{os.path.join(data_dir, 'Thanks')!r} holds no sequence folder" in output
+    assert "--actions Hello,No,Yes" in output
+
+
+def test_a_run_folder_inside_the_data_folder_is_refused(small_data, capsys):
+    data_dir, before = small_data
+    code, output = run(capsys, "train", "--data", data_dir, "--out", os.path.join(data_dir, "myrun"))
+    assert code == 2 and "is inside the data folder" in output and "--out" in output
+    assert snapshot(data_dir) == before
+
+
+@pytest.mark.parametrize("flag, value, says", [
+    ("--seed", str(2**32), "expected a whole number from 0 to 4294967295, got 4294967296"),
+    ("--seed", "-1", "expected a whole number from 0 to 4294967295, got -1"),
+    ("--epochs", "0", "expected a whole number >= 1, got 0"),
+    ("--epochs", "-1", "expected a whole number >= 1, got -1"),
+    ("--batch-size", "0", "expected a whole number >= 1, got 0"),
+])
+def test_numbers_out_of_range_are_refused_at_once_naming_the_flag(small_data, capsys, flag, value, says):
+    data_dir, _ = small_data
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["train", "--data", data_dir, flag, value])
+    error = capsys.readouterr().err
+    assert stopped.value.code == 2 and f"argument {flag}: {says}" in error
+
+
+def test_an_alias_for_a_sign_nobody_knows_is_warned_about(short_run, capsys, tmp_path):
+    _, run_dir, data_dir = short_run
+    code, output = run(capsys, "evaluate", "--model", run_dir, "--data", data_dir, "--alias", "Thank_You=Nope")
+    assert code == 0
+    assert "warning: --alias Thank_You=Nope: 'Nope' is neither a sign of the model" in output
+
+
+def _copy_run(run_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("evaluations"))
+    return copy
+
+
+def test_evaluate_refuses_an_actions_file_from_another_run(short_run, capsys, tmp_path):
+    _, run_dir, data_dir = short_run
+    copy = _copy_run(run_dir, tmp_path)
+    np.save(copy / config.ACTIONS_FILE, np.array(["Hello", "Yes", "No"]))
+    code, output = run(capsys, "evaluate", "--model", str(copy), "--data", data_dir)
+    assert code == 2 and "outputs 10 classes but" in output and "names 3 signs" in output
+    assert not os.path.exists(copy / "evaluations")
+    np.save(copy / config.ACTIONS_FILE, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    code, output = run(capsys, "evaluate", "--model", str(copy), "--data", data_dir)
+    assert code == 2 and "actions.npy is not a readable actions.npy (it holds Python objects" in output
+
+
+def test_evaluate_refuses_frames_of_another_width_naming_both(short_run, capsys, tmp_path):
+    _, run_dir, _ = short_run
+    other = str(tmp_path / "narrow")
+    for sequence in range(2):
+        write_sequence(other, "Hello", sequence, [np.random.default_rng(sequence).random(258)] * 30)
+    code, output = run(capsys, "evaluate", "--model", run_dir, "--data", other, "--any-layout")
+    assert code == 2 and "have 258 values" in output and "takes 1662" in output
