@@ -72,3 +72,22 @@ def test_sigint_keeps_the_best_model_and_the_run_resumes(tmp_path):
     process = subprocess.run([sys.executable, "-m", "signtrain.cli", "train", "--resume", run_dir], cwd=tmp_path,
                              env=env, capture_output=True, text=True, timeout=60)
     assert process.returncode == 2 and "nothing to resume" in process.stderr
+
+
+def test_sigterm_stops_like_ctrl_c_and_says_how_to_resume(tmp_path):
+    data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=["Hello", "Yes", "No"], sequences=10, seed=8)
+    before = sorted(os.listdir(os.path.join(data_dir, "Hello")))
+    run_dir = str(tmp_path / "run")
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "src"), TF_CPP_MIN_LOG_LEVEL="2")
+    process = subprocess.Popen([sys.executable, "-m", "signtrain.cli", "train", "--data", data_dir, "--epochs", "50",
+                                "--patience", "100", "--out", run_dir], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while epochs_logged(run_dir) < 2 and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, out + err
+    assert f"Continue with: signtrain train --resume {run_dir}" in err, err[-3000:]
+    assert {"best_model.h5", "last_model.keras", "results.csv"} <= set(os.listdir(run_dir))
+    assert sorted(os.listdir(os.path.join(data_dir, "Hello"))) == before

@@ -349,12 +349,30 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"warning: {message}", file=sys.stderr)
 
 
+def _terminate_as_interrupt(signum, frame):
+    # SIGTERM (`kill`, a closed session, a job scheduler's time limit) stops a run as Ctrl-C does:
+    # the best model and the optimizer state are kept and the message says how to resume.
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
+    import signal
+    import threading
     import warnings
 
     args = build_parser().parse_args(argv)
     _quiet_tensorflow()
     warnings.showwarning = _show_warning
+    on_main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
+    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt) if on_main_thread else None
+    try:
+        return _run(args)
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args):
     try:
         if args.command == "check":
             return _check(args)
