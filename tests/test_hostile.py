@@ -155,3 +155,80 @@ def test_evaluate_refuses_frames_of_another_width_naming_both(short_run, capsys,
         write_sequence(other, "Hello", sequence, [np.random.default_rng(sequence).random(258)] * 30)
     code, output = run(capsys, "evaluate", "--model", run_dir, "--data", other, "--any-layout")
     assert code == 2 and "have 258 values" in output and "takes 1662" in output
+
+
+def test_two_runs_cannot_claim_the_same_out_folder(tmp_path):
+    from signtrain.train import CLAIM_FILE, _release, prepare_run_dir
+
+    out = str(tmp_path / "shared_out")
+    first = prepare_run_dir(out)
+    assert os.path.exists(os.path.join(first, CLAIM_FILE))
+    with pytest.raises(FileExistsError, match="another signtrain run"):
+        prepare_run_dir(out)  # the folder is still empty but claimed
+    _release(first)
+    assert os.listdir(first) == []
+
+
+def test_ctrl_c_before_the_first_epoch_leaves_no_folder_that_blocks_the_same_out(small_data, tmp_path, monkeypatch,
+                                                                                  capsys):
+    from signtrain import train as train_module
+
+    data_dir, before = small_data
+    out = str(tmp_path / "run")
+
+    def interrupted_fit(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_fit", interrupted_fit)
+    code, output = run(capsys, "train", "--data", data_dir, "--out", out)
+    assert code == 130 and "interrupted before the first epoch ended: nothing to keep" in output
+    assert not os.path.exists(out) and snapshot(data_dir) == before
+    os.makedirs(out)  # a folder the user made: emptied, kept
+    code, _ = run(capsys, "train", "--data", data_dir, "--out", out)
+    assert code == 130 and os.listdir(out) == []
+
+
+def _failing_at_epoch(monkeypatch, error, epoch=2):
+    """Make every training run raise `error` at the end of `epoch` (after its checkpoint)."""
+    from tensorflow import keras
+
+    from signtrain import train as train_module
+
+    real_callbacks = train_module._callbacks
+
+    class Fails(keras.callbacks.Callback):
+        def on_epoch_end(self, index, logs=None):
+            if index + 1 == epoch:
+                raise error
+
+    monkeypatch.setattr(train_module, "_callbacks", lambda *args: real_callbacks(*args) + [Fails()])
+
+
+def test_a_full_disk_is_not_called_out_of_memory_and_the_run_resumes(small_data, tmp_path, monkeypatch, capsys):
+    import errno
+
+    import tensorflow as tf
+
+    data_dir, before = small_data
+    full = [OSError(errno.ENOSPC, "No space left on device"),
+            tf.errors.ResourceExhaustedError(None, None, "save failed: No space left on device")]
+    for index, error in enumerate(full):
+        out = str(tmp_path / f"run{index}")
+        with monkeypatch.context() as patch:
+            _failing_at_epoch(patch, error)
+            code, output = run(capsys, "train", "--data", data_dir, "--out", out, "--epochs", "4")
+        assert code == 2 and "OUT_OF_MEMORY" not in output and "is full" in output
+        assert f"continue with: signtrain train --resume {out}" in output
+        assert os.path.exists(os.path.join(out, config.BEST_MODEL_FILE)) and ".signtrain_training" not in os.listdir(out)
+    code, output = run(capsys, "train", "--resume", out)
+    assert code == 0 and f"resuming {out} after epoch 2" in output
+    assert snapshot(data_dir) == before
+
+
+def test_running_out_of_memory_still_says_so(small_data, tmp_path, monkeypatch, capsys):
+    import tensorflow as tf
+
+    data_dir, _ = small_data
+    _failing_at_epoch(monkeypatch, tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor"))
+    code, output = run(capsys, "train", "--data", data_dir, "--out", str(tmp_path / "run"), "--epochs", "4")
+    assert code == 2 and "OUT_OF_MEMORY: out of memory at batch size 16. Try --batch-size 8" in output

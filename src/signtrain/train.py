@@ -7,6 +7,7 @@ val_categorical_accuracy with restore_best_weights, ModelCheckpoint(best_model.h
 
 import csv
 import dataclasses
+import errno
 import logging
 import os
 import platform
@@ -68,6 +69,9 @@ class TrainingInterrupted(Exception):
 # Saved on Ctrl-C: the weights and the optimizer state, so --resume continues where it stopped.
 LAST_MODEL_FILE = "last_model.keras"
 MIN_FREE_BYTES = 200 * 1024 * 1024  # models, SavedModel, logs and plots of one run, with room to spare
+# Created exclusively in a new run folder while the run trains: two runs started together with the
+# same --out cannot both write into it. Removed when the run ends (finished, interrupted or failed).
+CLAIM_FILE = ".signtrain_training"
 
 
 def new_run_dir(base=config.DEFAULT_RUNS_DIR, name="exp"):
@@ -85,6 +89,10 @@ def new_run_dir(base=config.DEFAULT_RUNS_DIR, name="exp"):
 
 def prepare_run_dir(out, base=config.DEFAULT_RUNS_DIR):
     """A new, writable run folder with room for the outputs, checked before any training."""
+    in_use = FileExistsError(f"--out {out!r} is being written by another signtrain run (started at the same time, or "
+                             f"killed: if none is running, delete the folder); pick another folder")
+    if out is not None and os.path.isdir(out) and os.listdir(out) == [CLAIM_FILE]:
+        raise in_use
     if out is not None and os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
         raise FileExistsError(
             f"--out {out!r} already exists and is not empty; signtrain never overwrites a run. "
@@ -93,10 +101,12 @@ def prepare_run_dir(out, base=config.DEFAULT_RUNS_DIR):
     try:
         run_dir = new_run_dir(base) if out is None else out
         os.makedirs(run_dir, exist_ok=True)
-        probe = os.path.join(run_dir, ".write_test")
-        with open(probe, "w") as handle:
-            handle.write("ok")
-        os.remove(probe)
+        # The claim proves the folder writable, and only one run gets it (O_EXCL is atomic).
+        claim = os.open(os.path.join(run_dir, CLAIM_FILE), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        os.write(claim, f"{os.getpid()}\n".encode())
+        os.close(claim)
+    except FileExistsError:  # the other run claimed it between the check above and now
+        raise in_use from None
     except OSError as error:
         where = out or base
         raise PermissionError(
@@ -105,6 +115,7 @@ def prepare_run_dir(out, base=config.DEFAULT_RUNS_DIR):
         ) from None
     free = shutil.disk_usage(run_dir).free
     if free < MIN_FREE_BYTES:
+        os.remove(os.path.join(run_dir, CLAIM_FILE))
         if not os.listdir(run_dir):
             os.rmdir(run_dir)  # leave no empty run folder behind
         raise OSError(
@@ -122,6 +133,48 @@ def _check_outside_data(out, data_dir, base=config.DEFAULT_RUNS_DIR):
         flag = f"--out {out!r}" if out is not None else f"the default run folder {base!r} (from this working folder)"
         raise ValueError(f"{flag} is inside the data folder {data_dir!r}: the next run would take the run folder for "
                          f"a sign. Put runs outside it, e.g. --out {os.path.join(os.path.dirname(data_root), 'runs')}")
+
+
+def _drop_partials(run_dir):
+    """Remove the temp files of writes an interrupt or a full disk cut short (export.partial_name)."""
+    for name in os.listdir(run_dir):
+        if ".partial" in name:
+            export.remove_path(os.path.join(run_dir, name))
+
+
+DISK_FULL_BYTES = 16 * 1024 * 1024  # below this, a failed write is taken for a full disk
+
+
+def _disk_full(error, run_dir):
+    return (getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in str(error)
+            or shutil.disk_usage(run_dir).free < DISK_FULL_BYTES)
+
+
+def _disk_full_message(run_dir, best_path, resume_dir, created):
+    free = shutil.disk_usage(run_dir).free // 2**20
+    if os.path.exists(best_path):
+        return (f"the disk of {run_dir} is full ({free} MB free): training stopped. {os.path.basename(best_path)} "
+                f"keeps the best epoch so far; free some space, then continue with: signtrain train --resume {run_dir}")
+    if not resume_dir:
+        _discard(run_dir, created)
+    return (f"the disk of {run_dir} is full ({free} MB free) before the first epoch ended: nothing to keep, the run "
+            f"folder was removed. Free some space (a run needs about {MIN_FREE_BYTES // 2**20} MB) and start again")
+
+
+def _release(run_dir):
+    """The run no longer writes run_dir: its claim goes (the folder itself stays, unless discarded)."""
+    claim = os.path.join(run_dir, CLAIM_FILE)
+    if os.path.exists(claim):
+        os.remove(claim)
+
+
+def _discard(run_dir, created):
+    """Remove what a run that kept nothing wrote: the folder if the run made it, else its contents."""
+    if created:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for name in os.listdir(run_dir):
+        export.remove_path(os.path.join(run_dir, name))
 
 
 def _run_folder(out, base=config.DEFAULT_RUNS_DIR, resume_dir=None):
@@ -348,179 +401,185 @@ def train(settings, resume_dir=None):
                                          settings.any_layout, flag="--test-data") if settings.test_data else None)
     if not resume_dir:
         _check_outside_data(settings.out, settings.data)
+    created = settings.out is None or not os.path.exists(settings.out)  # to remove if nothing is kept
     run_dir = _run_folder(settings.out, resume_dir=resume_dir)
-    path = lambda name: os.path.join(run_dir, name)  # noqa: E731
-    run_versions = versions()
-    if not resume_dir:  # written first: it proves the folder is writable and says what is running
-        _write_args(path(config.ARGS_FILE), settings, run_dir, dataset, run_versions)
-
-    num_actions = len(dataset.actions)
-    y_train = data.one_hot(dataset.y[train_idx], num_actions)
-    y_test = data.one_hot(dataset.y[test_idx], num_actions)
-    if settings.stream:  # dataset.X is a memory map: rows are read batch by batch
-        arguments = stream.fit_arguments(dataset.X, train_idx, y_train, settings.batch_size, settings.seed,
-                                         net.distribute_strategy.num_replicas_in_sync, settings.reshuffle)
-    else:
-        X_train, X_test = dataset.X[train_idx], dataset.X[test_idx]
-        arguments = fit_arguments(X_train, y_train, settings, settings.seed)
-    print(
-        f"{len(dataset.y)} sequences of {num_actions} actions, frames of {dataset.num_features} values; "
-        f"train {len(train_idx)} (of which {config.VALIDATION_SPLIT:.0%} validation), test {len(test_idx)}"
-    )
-
-    resumed = None
-    if resume_dir:
-        with distribute.scope(strategy):
-            net, resumed = _resume_state(resume_dir, net, settings.monitor)
-        print(f"resuming {run_dir} after epoch {resumed['epochs_done']}")
-    started = time.perf_counter()
     try:
-        new_history = _fit(
-            net,
-            arguments,
-            settings,
-            seed=settings.seed,
-            # Streamed, the BatchNorm statistics read the training rows from the memory map.
-            statistics=(dataset.X, train_idx[:data.fit_rows(len(train_idx))]) if settings.stream else None,
-            epochs=settings.epochs,
-            initial_epoch=resumed["epochs_done"] if resumed else 0,
-            callbacks=_callbacks(keras, path, settings, resumed),
-            verbose=default_verbose() if settings.verbose is None else settings.verbose,
-        ).history
-    except KeyboardInterrupt:
-        # Ctrl-C may land in the middle of a checkpoint write: drop the unfinished temp file.
-        for name in os.listdir(run_dir):
-            if ".partial" in name:
-                temp = path(name)
-                if os.path.isdir(temp):
-                    shutil.rmtree(temp)
-                else:
-                    os.remove(temp)
-        if not os.path.exists(path(config.BEST_MODEL_FILE)):
-            raise TrainingInterrupted(f"interrupted before the first epoch ended: nothing to keep in {run_dir}; "
-                                      f"start a new run") from None
-        export.atomic_write(path(LAST_MODEL_FILE), net.save)
-        if os.path.exists(path(config.RESULTS_FILE)):
-            evaluate.plot_history(_read_history(path(config.RESULTS_FILE)), path(config.HISTORY_PLOT_FILE))
-        raise TrainingInterrupted(
-            f"interrupted: {run_dir} keeps {config.BEST_MODEL_FILE} (the best epoch so far), "
-            f"{config.RESULTS_FILE} and {LAST_MODEL_FILE}. Continue with: signtrain train --resume {run_dir}"
-        ) from None
-    except tf.errors.ResourceExhaustedError:
-        raise MemoryError(
-            f"{diagnose.OUT_OF_MEMORY}: out of memory at batch size {settings.batch_size}. Try --batch-size 8, "
-            f"and close other notebooks on the same GPU (see {diagnose.section(diagnose.OUT_OF_MEMORY)})."
-        ) from None
-    train_seconds = time.perf_counter() - started
-    history = _read_history(path(config.RESULTS_FILE)) if resumed else new_history
+        path = lambda name: os.path.join(run_dir, name)  # noqa: E731
+        run_versions = versions()
+        if not resume_dir:  # written first: it proves the folder is writable and says what is running
+            _write_args(path(config.ARGS_FILE), settings, run_dir, dataset, run_versions)
 
-    # Judge the model as the live app will run it: reloaded from disk, in inference mode
-    # (BatchNorm on its moving averages, no dropout). Never trust training-mode accuracy.
-    best = model_lib.compile_model(model_lib.load_model(path(config.BEST_MODEL_FILE)))
-    h5_keras3_only = export.save_h5(best, path(config.MODEL_FILE))
-    export.save_actions(dataset.actions, path(config.ACTIONS_FILE))
-    export.export_savedmodel(best, path(config.SAVEDMODEL_DIR))
-    shipped = model_lib.load_model(path(config.MODEL_FILE))
-    if settings.stream:
-        test_loss, test_accuracy = (float(v) for v in stream.evaluate(best, dataset.X, test_idx, y_test))
-        probabilities = stream.predict(shipped, dataset.X, test_idx)
-        in_memory = stream.predict(net, dataset.X, test_idx)
-        # The exports are checked on the first READ_ROWS test sequences, read into memory.
-        X_test = stream.sample(dataset.X, test_idx)
-    else:
-        test_loss, test_accuracy = (float(v) for v in best.evaluate(X_test, y_test, verbose=0))
-        probabilities = shipped.predict(X_test, verbose=0)
-        in_memory = net.predict(X_test, verbose=0)
-    y_pred = probabilities.argmax(axis=1)
-    y_true = dataset.y[test_idx]
+        num_actions = len(dataset.actions)
+        y_train = data.one_hot(dataset.y[train_idx], num_actions)
+        y_test = data.one_hot(dataset.y[test_idx], num_actions)
+        if settings.stream:  # dataset.X is a memory map: rows are read batch by batch
+            arguments = stream.fit_arguments(dataset.X, train_idx, y_train, settings.batch_size, settings.seed,
+                                             net.distribute_strategy.num_replicas_in_sync, settings.reshuffle)
+        else:
+            X_train, X_test = dataset.X[train_idx], dataset.X[test_idx]
+            arguments = fit_arguments(X_train, y_train, settings, settings.seed)
+        print(
+            f"{len(dataset.y)} sequences of {num_actions} actions, frames of {dataset.num_features} values; "
+            f"train {len(train_idx)} (of which {config.VALIDATION_SPLIT:.0%} validation), test {len(test_idx)}"
+        )
 
-    per_class, matrix, report = evaluate.classification_metrics(y_true, y_pred, dataset.actions)
-    correct = int(np.sum(y_pred == y_true))
-    interval = evaluate.wilson_interval(correct, len(y_true))
-    evaluate.plot_confusion_matrix(matrix, dataset.actions, path(config.CONFUSION_MATRIX_FILE))
-    evaluate.plot_history(history, path(config.HISTORY_PLOT_FILE))
-    export.write_text(path(config.REPORT_FILE), report)
+        resumed = None
+        if resume_dir:
+            with distribute.scope(strategy):
+                net, resumed = _resume_state(resume_dir, net, settings.monitor)
+            print(f"resuming {run_dir} after epoch {resumed['epochs_done']}")
+        started = time.perf_counter()
+        try:
+            new_history = _fit(
+                net,
+                arguments,
+                settings,
+                seed=settings.seed,
+                # Streamed, the BatchNorm statistics read the training rows from the memory map.
+                statistics=(dataset.X, train_idx[:data.fit_rows(len(train_idx))]) if settings.stream else None,
+                epochs=settings.epochs,
+                initial_epoch=resumed["epochs_done"] if resumed else 0,
+                callbacks=_callbacks(keras, path, settings, resumed),
+                verbose=default_verbose() if settings.verbose is None else settings.verbose,
+            ).history
+        except KeyboardInterrupt:
+            _drop_partials(run_dir)  # Ctrl-C may land in the middle of a checkpoint write
+            if not os.path.exists(path(config.BEST_MODEL_FILE)):
+                if not resume_dir:  # nothing learned yet: the folder must not block the same --out next time
+                    _discard(run_dir, created)
+                raise TrainingInterrupted(f"interrupted before the first epoch ended: nothing to keep, {run_dir} "
+                                          f"removed; start a new run") from None
+            export.atomic_write(path(LAST_MODEL_FILE), net.save)
+            if os.path.exists(path(config.RESULTS_FILE)):
+                evaluate.plot_history(_read_history(path(config.RESULTS_FILE)), path(config.HISTORY_PLOT_FILE))
+            raise TrainingInterrupted(
+                f"interrupted: {run_dir} keeps {config.BEST_MODEL_FILE} (the best epoch so far), "
+                f"{config.RESULTS_FILE} and {LAST_MODEL_FILE}. Continue with: signtrain train --resume {run_dir}"
+            ) from None
+        except (tf.errors.ResourceExhaustedError, OSError) as error:
+            # TensorFlow raises ResourceExhaustedError for a full disk too: tell the two apart.
+            if _disk_full(error, run_dir):
+                _drop_partials(run_dir)
+                raise OSError(_disk_full_message(run_dir, path(config.BEST_MODEL_FILE), resume_dir, created)) from None
+            if isinstance(error, OSError):
+                raise
+            raise MemoryError(
+                f"{diagnose.OUT_OF_MEMORY}: out of memory at batch size {settings.batch_size}. Try --batch-size 8, "
+                f"and close other notebooks on the same GPU (see {diagnose.section(diagnose.OUT_OF_MEMORY)})."
+            ) from None
+        train_seconds = time.perf_counter() - started
+        history = _read_history(path(config.RESULTS_FILE)) if resumed else new_history
 
-    n_val = len(train_idx) - data.fit_rows(len(train_idx))
-    val_accuracy = history.get("val_categorical_accuracy", [])
-    best_index = best_epoch_index(history, settings.monitor)  # the epoch EarlyStopping restored
-    metrics = {
-        "test_accuracy": test_accuracy,
-        "test_accuracy_ci95": list(interval),
-        "test_correct": correct,
-        "test_loss": test_loss,
-        "best_val_accuracy": float(val_accuracy[best_index]) if best_index is not None and val_accuracy else None,
-        "best_epoch": best_index + 1 if best_index is not None else None,
-        "monitor": settings.monitor,
-        "epochs_run": len(history.get("loss", [])),
-        "n_train": len(train_idx) - n_val,
-        "n_val": n_val,
-        "n_test": len(test_idx),
-        "actions": dataset.actions,
-        "num_features": dataset.num_features,
-        "per_class": per_class,
-        "confusion_matrix": matrix.tolist(),
-        "skipped_sequences": dataset.skipped,
-        "ignored": dataset.notes,
-        "data_check": {key: value for key, value in data_check.items() if key not in ("skipped_sequences", "ignored")},
-        "test_sequences": [list(dataset.sequences[i]) for i in test_idx],
-        # On a resume the in-memory model holds the weights EarlyStopping restored; they must match the file.
-        "reload_max_abs_diff": float(np.max(np.abs(probabilities - in_memory))),
-        "train_seconds": train_seconds,
-        "resumed": bool(resumed),
-        "seed": settings.seed,
-        # Exact BatchNorm statistics before every validation (signtrain.precise_bn), over the training
-        # rows (a seeded sample of precise_bn.STATISTICS_ROWS of them when there are more).
-        "precise_bn": settings.precise_bn,
-        "reshuffle": settings.reshuffle,
-        "versions": run_versions,
-    }
-    # Keras 2 (tf_keras, TF <= 2.15 apps) loads action_model.h5 too, unless the rewrite met something new.
-    metrics["h5_loads_in"] = ["keras3"] + ([] if h5_keras3_only else ["keras2"])
-    if h5_keras3_only:
-        metrics["h5_keras3_only_because"] = h5_keras3_only
-    failed_exports = []
-    if settings.export:  # one format failing keeps the run and the other formats
-        metrics["exports"] = {}
-        for name in settings.export:
-            try:
-                metrics["exports"].update(export.export_and_check(best, run_dir, [name], X_test,
-                                                                  probabilities[:len(X_test)],
-                                                                  written=("savedmodel",)))
-            except (ValueError, ImportError, OSError) as error:
-                metrics["exports"][name] = {"error": str(error)}
-                failed_exports.append((name, error))
-    metrics["diagnostics"] = diagnose.diagnose(metrics, history)
-    if recording:
-        metrics["external_test"] = evaluate.evaluate_recording(shipped, dataset.actions, recording)
-    export.write_json(path(config.METRICS_FILE), metrics)
-    tf.keras.backend.clear_session()
-    if not distribute.is_chief():
-        shutil.rmtree(run_dir, ignore_errors=True)
-        print("worker done: the chief writes the run folder")
+        # Judge the model as the live app will run it: reloaded from disk, in inference mode
+        # (BatchNorm on its moving averages, no dropout). Never trust training-mode accuracy.
+        best = model_lib.compile_model(model_lib.load_model(path(config.BEST_MODEL_FILE)))
+        h5_keras3_only = export.save_h5(best, path(config.MODEL_FILE))
+        export.save_actions(dataset.actions, path(config.ACTIONS_FILE))
+        export.export_savedmodel(best, path(config.SAVEDMODEL_DIR))
+        shipped = model_lib.load_model(path(config.MODEL_FILE))
+        if settings.stream:
+            test_loss, test_accuracy = (float(v) for v in stream.evaluate(best, dataset.X, test_idx, y_test))
+            probabilities = stream.predict(shipped, dataset.X, test_idx)
+            in_memory = stream.predict(net, dataset.X, test_idx)
+            # The exports are checked on the first READ_ROWS test sequences, read into memory.
+            X_test = stream.sample(dataset.X, test_idx)
+        else:
+            test_loss, test_accuracy = (float(v) for v in best.evaluate(X_test, y_test, verbose=0))
+            probabilities = shipped.predict(X_test, verbose=0)
+            in_memory = net.predict(X_test, verbose=0)
+        y_pred = probabilities.argmax(axis=1)
+        y_true = dataset.y[test_idx]
+
+        per_class, matrix, report = evaluate.classification_metrics(y_true, y_pred, dataset.actions)
+        correct = int(np.sum(y_pred == y_true))
+        interval = evaluate.wilson_interval(correct, len(y_true))
+        evaluate.plot_confusion_matrix(matrix, dataset.actions, path(config.CONFUSION_MATRIX_FILE))
+        evaluate.plot_history(history, path(config.HISTORY_PLOT_FILE))
+        export.write_text(path(config.REPORT_FILE), report)
+
+        n_val = len(train_idx) - data.fit_rows(len(train_idx))
+        val_accuracy = history.get("val_categorical_accuracy", [])
+        best_index = best_epoch_index(history, settings.monitor)  # the epoch EarlyStopping restored
+        metrics = {
+            "test_accuracy": test_accuracy,
+            "test_accuracy_ci95": list(interval),
+            "test_correct": correct,
+            "test_loss": test_loss,
+            "best_val_accuracy": float(val_accuracy[best_index]) if best_index is not None and val_accuracy else None,
+            "best_epoch": best_index + 1 if best_index is not None else None,
+            "monitor": settings.monitor,
+            "epochs_run": len(history.get("loss", [])),
+            "n_train": len(train_idx) - n_val,
+            "n_val": n_val,
+            "n_test": len(test_idx),
+            "actions": dataset.actions,
+            "num_features": dataset.num_features,
+            "per_class": per_class,
+            "confusion_matrix": matrix.tolist(),
+            "skipped_sequences": dataset.skipped,
+            "ignored": dataset.notes,
+            "data_check": {key: value for key, value in data_check.items()
+                           if key not in ("skipped_sequences", "ignored")},
+            "test_sequences": [list(dataset.sequences[i]) for i in test_idx],
+            # On a resume the in-memory model holds the weights EarlyStopping restored; they must match the file.
+            "reload_max_abs_diff": float(np.max(np.abs(probabilities - in_memory))),
+            "train_seconds": train_seconds,
+            "resumed": bool(resumed),
+            "seed": settings.seed,
+            # Exact BatchNorm statistics before every validation (signtrain.precise_bn), over the training
+            # rows (a seeded sample of precise_bn.STATISTICS_ROWS of them when there are more).
+            "precise_bn": settings.precise_bn,
+            "reshuffle": settings.reshuffle,
+            "versions": run_versions,
+        }
+        # Keras 2 (tf_keras, TF <= 2.15 apps) loads action_model.h5 too, unless the rewrite met something new.
+        metrics["h5_loads_in"] = ["keras3"] + ([] if h5_keras3_only else ["keras2"])
+        if h5_keras3_only:
+            metrics["h5_keras3_only_because"] = h5_keras3_only
+        failed_exports = []
+        if settings.export:  # one format failing keeps the run and the other formats
+            metrics["exports"] = {}
+            for name in settings.export:
+                try:
+                    metrics["exports"].update(export.export_and_check(best, run_dir, [name], X_test,
+                                                                      probabilities[:len(X_test)],
+                                                                      written=("savedmodel",)))
+                except (ValueError, ImportError, OSError) as error:
+                    metrics["exports"][name] = {"error": str(error)}
+                    failed_exports.append((name, error))
+        metrics["diagnostics"] = diagnose.diagnose(metrics, history)
+        if recording:
+            metrics["external_test"] = evaluate.evaluate_recording(shipped, dataset.actions, recording)
+        export.write_json(path(config.METRICS_FILE), metrics)
+        tf.keras.backend.clear_session()
+        if not distribute.is_chief():
+            shutil.rmtree(run_dir, ignore_errors=True)
+            print("worker done: the chief writes the run folder")
+            return run_dir, metrics
+
+        print(report)
+        print(diagnose.format_diagnostics(metrics["diagnostics"]))
+        if settings.test_data:
+            print(evaluate.format_recording_result(metrics["external_test"]))
+        print(
+            f"test accuracy {test_accuracy:.1%} ({correct}/{len(y_true)}; 95% interval "
+            f"{interval[0]:.0%}-{interval[1]:.0%}), best validation accuracy "
+            f"{metrics['best_val_accuracy']:.1%} at epoch {metrics['best_epoch']} of "
+            f"{metrics['epochs_run']}, {train_seconds:.0f} s"
+        )
+        print(f"run saved to {run_dir}: {config.MODEL_FILE} and {config.ACTIONS_FILE} go to the live app")
+        if h5_keras3_only:
+            print(f"{config.MODEL_FILE} loads in Keras 3 (TensorFlow 2.16+) only ({h5_keras3_only}); for a TF <= 2.15 "
+                  f"app use signtrain export {run_dir} --format onnx (ONNX Runtime) or tflite")
+        else:
+            print(f"{config.MODEL_FILE} loads with load_model in Keras 3 (TF 2.16+) and Keras 2 (tf_keras; TF 2.15)")
+        if failed_exports:
+            names = ",".join(name for name, _ in failed_exports)
+            raise ValueError(f"{'; '.join(str(error) for _, error in failed_exports)}. The run itself is complete in "
+                             f"{run_dir}; retry with: signtrain export {run_dir} --format {names}")
         return run_dir, metrics
-
-    print(report)
-    print(diagnose.format_diagnostics(metrics["diagnostics"]))
-    if settings.test_data:
-        print(evaluate.format_recording_result(metrics["external_test"]))
-    print(
-        f"test accuracy {test_accuracy:.1%} ({correct}/{len(y_true)}; 95% interval "
-        f"{interval[0]:.0%}-{interval[1]:.0%}), best validation accuracy "
-        f"{metrics['best_val_accuracy']:.1%} at epoch {metrics['best_epoch']} of "
-        f"{metrics['epochs_run']}, {train_seconds:.0f} s"
-    )
-    print(f"run saved to {run_dir}: {config.MODEL_FILE} and {config.ACTIONS_FILE} go to the live app")
-    if h5_keras3_only:
-        print(f"{config.MODEL_FILE} loads in Keras 3 (TensorFlow 2.16+) only ({h5_keras3_only}); for a TF <= 2.15 "
-              f"app use signtrain export {run_dir} --format onnx (ONNX Runtime) or tflite")
-    else:
-        print(f"{config.MODEL_FILE} loads with load_model in Keras 3 (TF 2.16+) and Keras 2 (tf_keras; TF 2.15)")
-    if failed_exports:
-        names = ",".join(name for name, _ in failed_exports)
-        raise ValueError(f"{'; '.join(str(error) for _, error in failed_exports)}. The run itself is complete in "
-                         f"{run_dir}; retry with: signtrain export {run_dir} --format {names}")
-    return run_dir, metrics
+    finally:
+        _release(run_dir)
 
 
 def _write_args(args_path, settings, run_dir, dataset, run_versions):
@@ -579,70 +638,75 @@ def cross_validate(settings, folds=5, repeats=1, out=None):
         raise ValueError(f"--folds {folds} needs at least {folds} sequences of every sign; the smallest has "
                          f"{smallest}. Use fewer folds.")
     run_dir = _run_folder(out, base=os.path.join(os.path.dirname(config.DEFAULT_RUNS_DIR), "cv"))
-    from tensorflow import keras
+    try:
+        from tensorflow import keras
 
-    strategy = distribute.make_strategy(settings.strategy)
-    num_actions = len(dataset.actions)
-    splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=settings.seed)
-    results, recalls, pooled = [], [], np.zeros((num_actions, num_actions), int)
-    for index, (train_idx, test_idx) in enumerate(splitter.split(dataset.X, dataset.y)):
-        # KFold hands out the training rows in file order (sign by sign), and validation_split takes
-        # the last 15% of them: unshuffled, that would be the last signs only. Shuffled here as the
-        # spec's train_test_split shuffles its training rows.
-        train_idx = np.random.default_rng(settings.seed + index).permutation(train_idx)
-        keras.utils.set_random_seed(settings.seed + index)
-        net = _new_model(settings, num_actions, dataset, strategy)
-        history = _fit(
-            net,
-            fit_arguments(dataset.X[train_idx], data.one_hot(dataset.y[train_idx], num_actions), settings,
-                          settings.seed + index),
-            settings,
-            seed=settings.seed + index,
-            epochs=settings.epochs,
-            callbacks=[keras.callbacks.EarlyStopping(
-                monitor=settings.monitor, mode=config.MONITOR_MODES[settings.monitor], patience=settings.patience,
-                restore_best_weights=True)],
-            verbose=0,
-        ).history
-        y_pred = net.predict(dataset.X[test_idx], verbose=0).argmax(axis=1)
-        per_class, matrix, _ = evaluate.classification_metrics(dataset.y[test_idx], y_pred, dataset.actions)
-        pooled += matrix
-        accuracy = float(np.mean(y_pred == dataset.y[test_idx]))
-        results.append({"fold": index, "test_accuracy": accuracy, "n_test": len(test_idx),
-                        "epochs_run": len(history["loss"])})
-        recalls.append([per_class[action]["recall"] for action in dataset.actions])
-        print(f"fold {index + 1}/{folds * repeats}: test accuracy {accuracy:.1%} of {len(test_idx)} "
-              f"after {len(history['loss'])} epochs", flush=True)
-        keras.backend.clear_session()
+        strategy = distribute.make_strategy(settings.strategy)
+        num_actions = len(dataset.actions)
+        splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=settings.seed)
+        results, recalls, pooled = [], [], np.zeros((num_actions, num_actions), int)
+        for index, (train_idx, test_idx) in enumerate(splitter.split(dataset.X, dataset.y)):
+            # KFold hands out the training rows in file order (sign by sign), and validation_split takes
+            # the last 15% of them: unshuffled, that would be the last signs only. Shuffled here as the
+            # spec's train_test_split shuffles its training rows.
+            train_idx = np.random.default_rng(settings.seed + index).permutation(train_idx)
+            keras.utils.set_random_seed(settings.seed + index)
+            net = _new_model(settings, num_actions, dataset, strategy)
+            history = _fit(
+                net,
+                fit_arguments(dataset.X[train_idx], data.one_hot(dataset.y[train_idx], num_actions), settings,
+                              settings.seed + index),
+                settings,
+                seed=settings.seed + index,
+                epochs=settings.epochs,
+                callbacks=[keras.callbacks.EarlyStopping(
+                    monitor=settings.monitor, mode=config.MONITOR_MODES[settings.monitor], patience=settings.patience,
+                    restore_best_weights=True)],
+                verbose=0,
+            ).history
+            y_pred = net.predict(dataset.X[test_idx], verbose=0).argmax(axis=1)
+            per_class, matrix, _ = evaluate.classification_metrics(dataset.y[test_idx], y_pred, dataset.actions)
+            pooled += matrix
+            accuracy = float(np.mean(y_pred == dataset.y[test_idx]))
+            results.append({"fold": index, "test_accuracy": accuracy, "n_test": len(test_idx),
+                            "epochs_run": len(history["loss"])})
+            recalls.append([per_class[action]["recall"] for action in dataset.actions])
+            print(f"fold {index + 1}/{folds * repeats}: test accuracy {accuracy:.1%} of {len(test_idx)} "
+                  f"after {len(history['loss'])} epochs", flush=True)
+            keras.backend.clear_session()
 
-    accuracies = np.array([r["test_accuracy"] for r in results])
-    # Spread across folds (t interval of the mean) and, beside it, the interval of all pooled predictions.
-    from scipy import stats
+        accuracies = np.array([r["test_accuracy"] for r in results])
+        # Spread across folds (t interval of the mean) and, beside it, the interval of all pooled predictions.
+        from scipy import stats
 
-    half = float(stats.t.ppf(0.975, len(accuracies) - 1) * accuracies.std(ddof=1) / np.sqrt(len(accuracies)))
-    correct, total = int(np.trace(pooled)), int(pooled.sum())
-    summary = {
-        "folds": folds,
-        "repeats": repeats,
-        "actions": dataset.actions,
-        "mean_test_accuracy": float(accuracies.mean()),
-        "mean_test_accuracy_ci95": [float(accuracies.mean() - half), float(accuracies.mean() + half)],
-        "pooled_accuracy_ci95": list(evaluate.wilson_interval(correct, total)),
-        "recall_per_class": {action: {"mean": float(np.mean([r[i] for r in recalls])),
-                                      "min": float(np.min([r[i] for r in recalls]))}
-                             for i, action in enumerate(dataset.actions)},
-        "confusion_matrix": pooled.tolist(),
-        "fold_results": results,
-        "skipped_sequences": dataset.skipped,
-        "seed": settings.seed,
-        "versions": versions(),
-    }
-    export.write_json(os.path.join(run_dir, "cv.json"), summary)
-    if not distribute.is_chief():
-        shutil.rmtree(run_dir, ignore_errors=True)
-    low, high = summary["mean_test_accuracy_ci95"]
-    print("recall per sign (mean over folds, worst fold): " + ", ".join(
-        f"{action} {entry['mean']:.0%} ({entry['min']:.0%})" for action, entry in summary["recall_per_class"].items()))
-    print(f"{folds}-fold x {repeats}: mean test accuracy {accuracies.mean():.1%} (95% interval {max(0, low):.0%}-"
-          f"{min(1, high):.0%}) over {len(accuracies)} folds; written to {os.path.join(run_dir, 'cv.json')}")
-    return run_dir, summary
+        half = float(stats.t.ppf(0.975, len(accuracies) - 1) * accuracies.std(ddof=1) / np.sqrt(len(accuracies)))
+        correct, total = int(np.trace(pooled)), int(pooled.sum())
+        summary = {
+            "folds": folds,
+            "repeats": repeats,
+            "actions": dataset.actions,
+            "mean_test_accuracy": float(accuracies.mean()),
+            "mean_test_accuracy_ci95": [float(accuracies.mean() - half), float(accuracies.mean() + half)],
+            "pooled_accuracy_ci95": list(evaluate.wilson_interval(correct, total)),
+            "recall_per_class": {action: {"mean": float(np.mean([r[i] for r in recalls])),
+                                          "min": float(np.min([r[i] for r in recalls]))}
+                                 for i, action in enumerate(dataset.actions)},
+            "confusion_matrix": pooled.tolist(),
+            "fold_results": results,
+            "skipped_sequences": dataset.skipped,
+            "seed": settings.seed,
+            "versions": versions(),
+        }
+        export.write_json(os.path.join(run_dir, "cv.json"), summary)
+        if not distribute.is_chief():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        low, high = summary["mean_test_accuracy_ci95"]
+        print("recall per sign (mean over folds, worst fold): " + ", ".join(
+            f"{action} {entry['mean']:.0%} ({entry['min']:.0%})"
+            for action, entry in summary["recall_per_class"].items()))
+        print(f"{folds}-fold x {repeats}: mean test accuracy {accuracies.mean():.1%} (95% interval {max(0, low):.0%}-"
+              f"{min(1, high):.0%}) over {len(accuracies)} folds; written to {os.path.join(run_dir, 'cv.json')}")
+        return run_dir, summary
+    finally:
+        _release(run_dir)
+
