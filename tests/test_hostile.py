@@ -232,3 +232,45 @@ def test_running_out_of_memory_still_says_so(small_data, tmp_path, monkeypatch, 
     _failing_at_epoch(monkeypatch, tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor"))
     code, output = run(capsys, "train", "--data", data_dir, "--out", str(tmp_path / "run"), "--epochs", "4")
     assert code == 2 and "OUT_OF_MEMORY: out of memory at batch size 16. Try --batch-size 8" in output
+
+
+def test_resume_keeps_the_split_it_started_with_and_refuses_new_flags(small_data, tmp_path, monkeypatch, capsys):
+    import json
+    import shutil
+
+    import yaml
+
+    data_dir, _ = small_data
+    out = str(tmp_path / "run")
+    with monkeypatch.context() as patch:
+        _failing_at_epoch(patch, KeyboardInterrupt(), epoch=2)
+        code, output = run(capsys, "train", "--data", data_dir, "--out", out, "--epochs", "4")
+    assert code == 130 and "--resume" in output
+    split = yaml.safe_load(open(os.path.join(out, config.ARGS_FILE)))["split"]
+    assert len(split["test"]) == 3 and len(split["train"]) == 27 and not set(split["test"]) & set(split["train"])
+    for flags in (["--epochs", "5"], ["--data", data_dir], ["--seed", "3"], ["--no-precise-bn"]):
+        code, output = run(capsys, "train", "--resume", out, *flags)
+        assert code == 2 and f"would change them. Drop {flags[0]}" in output
+    for take in range(10, 16):  # new takes recorded after the run started
+        shutil.copytree(os.path.join(data_dir, "Hello", "0"), os.path.join(data_dir, "Hello", str(take)))
+    code, output = run(capsys, "train", "--resume", out)
+    assert code == 0 and "note: 6 sequences added since" in output
+    metrics = json.load(open(os.path.join(out, config.METRICS_FILE)))
+    assert ["/".join(pair) for pair in metrics["test_sequences"]] == split["test"]
+    assert metrics["n_train"] + metrics["n_val"] == 27
+
+
+def test_resume_refuses_when_a_recorded_sequence_is_gone(small_data, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import yaml
+
+    data_dir, _ = small_data
+    out = str(tmp_path / "run")
+    with monkeypatch.context() as patch:
+        _failing_at_epoch(patch, KeyboardInterrupt(), epoch=1)
+        assert run(capsys, "train", "--data", data_dir, "--out", out, "--epochs", "3")[0] == 130
+    gone = yaml.safe_load(open(os.path.join(out, config.ARGS_FILE)))["split"]["test"][0]
+    shutil.rmtree(os.path.join(data_dir, gone))
+    code, output = run(capsys, "train", "--resume", out)
+    assert code == 2 and "are gone or no longer usable" in output and gone in output

@@ -313,6 +313,13 @@ def _train(args):
     from signtrain.train import settings_from_run, train
 
     if args.resume:
+        defaults = vars(build_parser().parse_args(["train"]))
+        given = [key for key, value in vars(args).items() if key not in ("resume", "export") and value != defaults[key]]
+        if given:
+            flags = ", ".join({"fast": "--no-fast", "precise_bn": "--no-precise-bn"}.get(key, "--" + key.replace("_", "-"))
+                              for key in given)
+            raise ValueError(f"--resume continues {args.resume} with the settings in its {config.ARGS_FILE}; {flags} "
+                             f"would change them. Drop {flags} (only --export may be added), or start a new run")
         settings = settings_from_run(args.resume)
         if args.export:
             settings.export = args.export

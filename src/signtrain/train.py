@@ -385,7 +385,10 @@ def train(settings, resume_dir=None):
     print(check.format_report(data_check))
     if check.errors(data_check):
         raise ValueError("; ".join(f"{p['message']} (fix: {p['fix']})" for p in check.errors(data_check)))
-    train_idx, test_idx = data.split_indices(dataset.y, seed=settings.seed)
+    if resume_dir:  # the rows the run started with, whatever was added since: no test row is ever trained on
+        train_idx, test_idx = _resumed_split(resume_dir, dataset, settings.seed)
+    else:
+        train_idx, test_idx = data.split_indices(dataset.y, seed=settings.seed)
     _check_options(settings, dataset)
     import tensorflow as tf
     from tensorflow import keras
@@ -407,7 +410,7 @@ def train(settings, resume_dir=None):
         path = lambda name: os.path.join(run_dir, name)  # noqa: E731
         run_versions = versions()
         if not resume_dir:  # written first: it proves the folder is writable and says what is running
-            _write_args(path(config.ARGS_FILE), settings, run_dir, dataset, run_versions)
+            _write_args(path(config.ARGS_FILE), settings, run_dir, dataset, run_versions, (train_idx, test_idx))
 
         num_actions = len(dataset.actions)
         y_train = data.one_hot(dataset.y[train_idx], num_actions)
@@ -582,10 +585,15 @@ def train(settings, resume_dir=None):
         _release(run_dir)
 
 
-def _write_args(args_path, settings, run_dir, dataset, run_versions):
+def _write_args(args_path, settings, run_dir, dataset, run_versions, split):
     args = dataclasses.asdict(settings)
     args.pop("verbose")
+    train_idx, test_idx = split
     args.update(
+        # The split, in training order (validation_split takes the last 15% of "train"): --resume
+        # trains and tests on exactly these sequences, whatever the folder holds by then.
+        split={"train": [_sequence_name(dataset, i) for i in train_idx],
+               "test": [_sequence_name(dataset, i) for i in test_idx]},
         out=run_dir,
         actions=dataset.actions,
         test_size=config.TEST_SIZE,
@@ -595,6 +603,33 @@ def _write_args(args_path, settings, run_dir, dataset, run_versions):
         versions=run_versions,
     )
     export.write_yaml(args_path, args)
+
+
+def _sequence_name(dataset, row):
+    action, sequence = dataset.sequences[row]
+    return f"{action}/{sequence}"
+
+
+def _resumed_split(run_dir, dataset, seed):
+    """(train_idx, test_idx) of the sequences an interrupted run recorded in its args.yaml."""
+    import yaml
+
+    with open(os.path.join(run_dir, config.ARGS_FILE), encoding="utf-8") as handle:
+        split = (yaml.safe_load(handle) or {}).get("split")
+    if not split:  # a run from before the split was recorded: the same seed gives the same split
+        print(f"note: {run_dir} does not record its split; the seed's split of the folder as it is now is used")
+        return data.split_indices(dataset.y, seed=seed)
+    row_of = {_sequence_name(dataset, row): row for row in range(len(dataset.y))}
+    missing = [name for name in split["train"] + split["test"] if name not in row_of]
+    if missing:
+        raise ValueError(f"{len(missing)} sequences the run in {run_dir} trained or tested on are gone or no longer "
+                         f"usable (e.g. {', '.join(missing[:3])}): resuming would change its split. Put them back, "
+                         f"or start a new run")
+    added = len(row_of) - len(split["train"]) - len(split["test"])
+    if added:
+        print(f"note: {added} sequences added since {run_dir} started are not used by the resumed run "
+              f"(a new run trains on them)")
+    return (np.array([row_of[name] for name in split["train"]]), np.array([row_of[name] for name in split["test"]]))
 
 
 def settings_from_run(run_dir):
