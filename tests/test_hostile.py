@@ -274,3 +274,23 @@ def test_resume_refuses_when_a_recorded_sequence_is_gone(small_data, tmp_path, m
     shutil.rmtree(os.path.join(data_dir, gone))
     code, output = run(capsys, "train", "--resume", out)
     assert code == 2 and "are gone or no longer usable" in output and gone in output
+
+
+def test_a_run_stopped_while_writing_its_files_is_finished_by_resume(small_data, tmp_path, capsys):
+    """Ctrl-C after training, while the files are written (action_model.h5 there, metrics.json not):
+    --resume trains no further epoch and writes the rest."""
+    import json
+
+    data_dir, _ = small_data
+    out = str(tmp_path / "run")
+    assert run(capsys, "train", "--data", data_dir, "--out", out, "--epochs", "3", "--patience", "1")[0] == 0
+    finished = json.load(open(os.path.join(out, config.METRICS_FILE)))
+    for name in (config.METRICS_FILE, config.REPORT_FILE):
+        os.remove(os.path.join(out, name))
+    code, output = run(capsys, "train", "--resume", out)
+    assert code == 0, output
+    metrics = json.load(open(os.path.join(out, config.METRICS_FILE)))
+    assert metrics["epochs_run"] == finished["epochs_run"] and metrics["test_sequences"] == finished["test_sequences"]
+    assert os.path.exists(os.path.join(out, config.REPORT_FILE))
+    code, output = run(capsys, "train", "--resume", out)
+    assert code == 2 and "finished already" in output

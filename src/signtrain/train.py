@@ -440,7 +440,9 @@ def train(settings, resume_dir=None):
                 seed=settings.seed,
                 # Streamed, the BatchNorm statistics read the training rows from the memory map.
                 statistics=(dataset.X, train_idx[:data.fit_rows(len(train_idx))]) if settings.stream else None,
-                epochs=settings.epochs,
+                # A run whose early stopping had already ended trains no further epoch when resumed.
+                epochs=(resumed["epochs_done"] if resumed and resumed["wait"] >= settings.patience
+                        else settings.epochs),
                 initial_epoch=resumed["epochs_done"] if resumed else 0,
                 callbacks=_callbacks(keras, path, settings, resumed),
                 verbose=default_verbose() if settings.verbose is None else settings.verbose,
@@ -478,6 +480,8 @@ def train(settings, resume_dir=None):
         best = model_lib.compile_model(model_lib.load_model(path(config.BEST_MODEL_FILE)))
         h5_keras3_only = export.save_h5(best, path(config.MODEL_FILE))
         export.save_actions(dataset.actions, path(config.ACTIONS_FILE))
+        if resumed:  # a run stopped while writing its files: what it wrote is its own, made again
+            export.remove_path(path(config.SAVEDMODEL_DIR))
         export.export_savedmodel(best, path(config.SAVEDMODEL_DIR))
         shipped = model_lib.load_model(path(config.MODEL_FILE))
         if settings.stream:
@@ -647,8 +651,10 @@ def settings_from_run(run_dir):
                              f"wrote") from None
     if not isinstance(args, dict) or "data" not in args:
         raise ValueError(f"{args_path} does not hold a run's settings; --resume needs the args.yaml a run wrote")
-    if os.path.exists(os.path.join(run_dir, config.MODEL_FILE)):
-        raise FileExistsError(f"{run_dir} finished already ({config.MODEL_FILE} is there); nothing to resume")
+    # metrics.json is the last file a run writes: without it a run stopped while writing its files
+    # (after training) is resumable, and resuming only writes them.
+    if os.path.exists(os.path.join(run_dir, config.METRICS_FILE)):
+        raise FileExistsError(f"{run_dir} finished already ({config.METRICS_FILE} is there); nothing to resume")
     fields = {field.name for field in dataclasses.fields(TrainSettings)}
     args.setdefault("precise_bn", False)  # a run started before exact BatchNorm statistics existed
     args.setdefault("reshuffle", False)
