@@ -294,3 +294,30 @@ def test_a_run_stopped_while_writing_its_files_is_finished_by_resume(small_data,
     assert os.path.exists(os.path.join(out, config.REPORT_FILE))
     code, output = run(capsys, "train", "--resume", out)
     assert code == 2 and "finished already" in output
+
+
+@pytest.mark.parametrize("wrong", ["another width", "a NaN row", "all zeros"])
+def test_a_cache_holding_other_arrays_is_never_believed_over_the_frames(small_data, wrong, capsys):
+    from signtrain import cache, data
+
+    data_dir, _ = small_data
+    truth = data.load_dataset(data_dir)  # writes the cache
+    cache_path = os.path.join(data_dir, cache.CACHE_FILE)
+    entries = cache._read(cache_path)
+    for name, (signature, value) in list(entries.items())[:5]:
+        if wrong == "another width":
+            value = value[:, :10].copy()
+        elif wrong == "a NaN row":
+            value = value.copy()
+            value[7] = np.nan
+        else:
+            value = np.zeros_like(value)
+        entries[name] = (signature, value)
+    cache._write(cache_path, entries)
+    again = data.load_dataset(data_dir)
+    np.testing.assert_array_equal(again.X, truth.X)
+    assert again.num_features == config.NUM_FEATURES and again.skipped == []
+    code, output = run(capsys, "check", "--data", data_dir)
+    assert code == 0 and "10 values" not in output and "--any-layout" not in output
+    streamed = data.load_dataset(data_dir, stream=True)  # the packed cache is checked the same way
+    np.testing.assert_array_equal(np.asarray(streamed.X), truth.X)

@@ -98,6 +98,23 @@ def _write(path, entries):
             os.remove(temp)
 
 
+def matches_frames(value, folder, sequence_length):
+    """A cached sequence is believed only where it can be the folder's frames now: a finite float32
+    (length, width) array whose first and last frames equal those files read again. (The signature
+    already covers names, sizes and modification times; this catches a cache holding other arrays.)"""
+    if (not isinstance(value, np.ndarray) or value.ndim != 2 or value.shape[0] != sequence_length
+            or value.dtype != np.float32 or not np.isfinite(value).all()):
+        return False
+    try:
+        for index in (0, sequence_length - 1):
+            frame = np.load(os.path.join(folder, f"{index}.npy"), allow_pickle=False)
+            if frame.shape != value.shape[1:] or not np.array_equal(np.asarray(frame, np.float32), value[index]):
+                return False
+    except (OSError, ValueError, EOFError):
+        return False
+    return True
+
+
 def load_sequences(data_dir, sequence_dirs, load_one, sequence_length, workers=None, use_cache=True):
     """load_one(folder, sequence_length) for every folder, in parallel, reusing unchanged cached ones.
 
@@ -112,10 +129,15 @@ def load_sequences(data_dir, sequence_dirs, load_one, sequence_length, workers=N
     with ThreadPoolExecutor(workers or default_workers()) as pool:
         signatures = list(pool.map(lambda folder: signature(folder, sequence_length), sequence_dirs))
         results, missing = [None] * len(sequence_dirs), []
-        for position, (name, folder_signature) in enumerate(zip(relative, signatures)):
-            hit = cached.get(name)
-            if hit is not None and hit[0] == folder_signature[0]:
-                results[position] = hit[1]
+
+        def usable(position):  # a cached reason is reported as it is; a cached array is checked first
+            hit = cached.get(relative[position])
+            return hit is not None and hit[0] == signatures[position][0] and (
+                isinstance(hit[1], str) or matches_frames(hit[1], sequence_dirs[position], sequence_length))
+
+        for position, hit_ok in enumerate(pool.map(usable, range(len(sequence_dirs)))):
+            if hit_ok:
+                results[position] = cached[relative[position]][1]
             else:
                 missing.append(position)
         loaded = pool.map(lambda position: load_one(sequence_dirs[position], sequence_length), missing)
@@ -176,7 +198,7 @@ def _read_index(path):
         return {}
 
 
-def _packed_already(cache_path, entries, relative, signatures):
+def _packed_already(cache_path, entries, relative, signatures, folders, sequence_length):
     """The results pack() would return, when the cache holds exactly these folders' rows, unchanged
     and in this order (a second streamed run on the same data); else None."""
     results, rows = [], {}
@@ -192,10 +214,15 @@ def _packed_already(cache_path, entries, relative, signatures):
         results.append((entry["group"], entry["row"]))
         rows[entry["group"]] = entry["row"] + 1
     try:
-        if any(len(open_group(cache_path, group)) != count for group, count in rows.items()):
+        groups = {group: open_group(cache_path, group) for group in rows}
+        if any(len(groups[group]) != count for group, count in rows.items()):
             return None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         return None
+    for folder, result in zip(folders, results):
+        if not isinstance(result, str) and not matches_frames(np.asarray(groups[result[0]][result[1]]), folder,
+                                                                 sequence_length):
+            return None  # packed again: the rows that do not match are read from their frames
     return results
 
 
@@ -235,7 +262,7 @@ def pack(data_dir, sequence_dirs, load_one, sequence_length, workers=None, chunk
     old_entries, old_groups = _read_index(cache_path), {}
     with ThreadPoolExecutor(workers or default_workers()) as pool:
         signatures = list(pool.map(lambda folder: signature(folder, sequence_length), sequence_dirs))
-        unchanged = _packed_already(cache_path, old_entries, relative, signatures)
+        unchanged = _packed_already(cache_path, old_entries, relative, signatures, sequence_dirs, sequence_length)
         if unchanged is not None:
             return cache_path, unchanged
         temp = _temp_stem(cache_path)
@@ -256,6 +283,8 @@ def pack(data_dir, sequence_dirs, load_one, sequence_length, workers=None, chunk
                             old_groups[entry["group"]] = open_group(cache_path, entry["group"])
                         # A copy: no view may keep the old file mapped when it is replaced.
                         values[position] = np.array(old_groups[entry["group"]][entry["row"]])
+                        if not matches_frames(values[position], folders[position], sequence_length):
+                            missing.append(position)
                 for position, value in zip(missing, pool.map(lambda p: load_one(folders[p], sequence_length), missing)):
                     values[position] = value
                 for position, value in enumerate(values):
