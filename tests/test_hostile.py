@@ -321,3 +321,23 @@ def test_a_cache_holding_other_arrays_is_never_believed_over_the_frames(small_da
     assert code == 0 and "10 values" not in output and "--any-layout" not in output
     streamed = data.load_dataset(data_dir, stream=True)  # the packed cache is checked the same way
     np.testing.assert_array_equal(np.asarray(streamed.X), truth.X)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "plain HDF5", "text"])
+def test_a_damaged_model_file_is_named_with_what_to_do(short_run, tmp_path, capsys, damage):
+    _, run_dir, data_dir = short_run
+    copy = _copy_run(run_dir, tmp_path)
+    model_path = copy / config.MODEL_FILE
+    if damage == "truncated":
+        model_path.write_bytes(model_path.read_bytes()[:5000])
+    elif damage == "plain HDF5":
+        import h5py
+
+        model_path.unlink()
+        with h5py.File(model_path, "w") as handle:
+            handle["numbers"] = np.arange(10)
+    else:
+        model_path.write_text("not a model")
+    code, output = run(capsys, "evaluate", "--model", str(copy), "--data", data_dir)
+    assert code == 2 and f"{model_path} is not a Keras model signtrain can load" in output
+    assert "copy the run's file again, or train again" in output

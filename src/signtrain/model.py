@@ -48,10 +48,25 @@ def compile_model(model):
 
 
 def load_model(path):
-    """Load a saved model for inference (the optimizer state is not needed)."""
+    """Load a saved model for inference (the optimizer state is not needed).
+
+    A file that is not a loadable Keras model (truncated by a copy cut short, a plain HDF5 file,
+    another program's model) raises a ValueError that names it and what to do.
+    """
+    import os
+
     from tensorflow import keras
 
-    return keras.models.load_model(path, compile=False)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as error:  # h5py, Keras and TensorFlow each raise their own types for a bad file
+        size = os.path.getsize(path) if os.path.isfile(path) else None
+        raise ValueError(f"{path} is not a Keras model signtrain can load ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0][:200] if str(error) else 'no detail'}"
+                         f"{f'; {size} bytes' if size is not None else ''}). It may be truncated (a copy cut "
+                         f"short) or another program's file: copy the run's file again, or train again") from None
 
 
 def front_end_and_stack(model):
