@@ -80,3 +80,31 @@ def test_real_signers_table_and_target_verdict():
     verdict = bench.target_verdict(table, args)
     assert "- --normalize: cross-signer +18.0 points, K-fold -1.0 / -1.0 / -1.0 points: MET" in verdict
     assert "- --augment: cross-signer +11.0 points, K-fold -10.0 / -10.0 / -10.0 points: not met" in verdict
+
+
+def test_stability_quick_and_its_verdict(tmp_path):
+    """bench/stability.py runs (2 seeds, 2 epochs, demo data), and its verdict applies the issue's targets."""
+    import importlib.util
+
+    result = subprocess.run([sys.executable, os.path.join(REPO, "bench", "stability.py"), "--quick", "--jobs", "2"],
+                            capture_output=True, text=True, timeout=900, cwd=tmp_path,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| demo |")]
+    assert [row.split(" | ")[1] for row in rows] == ["plain", "exact statistics, one order", "default",
+                                                     "default --monitor val_loss"]
+    assert "QUICK: numbers mean nothing" in result.stdout and "- demo: sd " in result.stdout
+
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    spec = importlib.util.spec_from_file_location("stability", os.path.join(REPO, "bench", "stability.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def runs(accuracies):
+        return bench.summary_row([{"test_accuracy": accuracy, "epochs": 50, "seconds": 10, "swing": 0.05,
+                                   "unstable": False} for accuracy in accuracies])
+
+    rows = {("demo", "plain"): runs([0.5, 0.9, 1.0]), ("demo", "default"): runs([0.9, 0.95, 0.85])}
+    text = bench.format_report(rows, [1, 2, 3])
+    assert "| demo | plain | 80.0% | 26.5 | 50.0% | 50 | 10 | 0.050 | 0/3 |" in text
+    assert "- demo: sd 26.5 -> 5.0 (met), mean 80.0% -> 90.0% (met), min 85.0% (met)" in text

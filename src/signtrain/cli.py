@@ -238,12 +238,14 @@ def _evaluate(args):
     for name in (config.MODEL_FILE, config.ACTIONS_FILE):
         if not os.path.exists(os.path.join(args.model, name)):
             raise FileNotFoundError(f"{os.path.join(args.model, name)} not found: --model takes a finished run folder")
-    actions_path, model_path = os.path.join(args.model, config.ACTIONS_FILE), os.path.join(args.model, config.MODEL_FILE)
+    actions_path = os.path.join(args.model, config.ACTIONS_FILE)
+    model_path = os.path.join(args.model, config.MODEL_FILE)
     actions = infer.read_actions(actions_path)
     model = model_lib.load_model(model_path)
     if model.output_shape[-1] != len(actions):
         raise ValueError(f"{model_path} outputs {model.output_shape[-1]} classes but {actions_path} names "
-                         f"{len(actions)} signs: they are not from the same run. Put the run's own actions.npy beside it")
+                         f"{len(actions)} signs: they are not from the same run. Put the run's own actions.npy "
+                         f"beside it")
     recording = evaluate.load_recording(actions, args.data, evaluate.parse_aliases(args.alias), args.any_layout)
     width = recording["dataset"].num_features
     if width != model.input_shape[-1]:
@@ -316,8 +318,8 @@ def _train(args):
         defaults = vars(build_parser().parse_args(["train"]))
         given = [key for key, value in vars(args).items() if key not in ("resume", "export") and value != defaults[key]]
         if given:
-            flags = ", ".join({"fast": "--no-fast", "precise_bn": "--no-precise-bn"}.get(key, "--" + key.replace("_", "-"))
-                              for key in given)
+            spelled = {"fast": "--no-fast", "precise_bn": "--no-precise-bn"}  # store_false flags
+            flags = ", ".join(spelled.get(key, "--" + key.replace("_", "-")) for key in given)
             raise ValueError(f"--resume continues {args.resume} with the settings in its {config.ARGS_FILE}; {flags} "
                              f"would change them. Drop {flags} (only --export may be added), or start a new run")
         settings = settings_from_run(args.resume)

@@ -286,7 +286,8 @@ def _no_usable_sequence(data_dir, actions, skipped, sequence_length, others=()):
     if empty:
         parts.append(f"{', '.join(repr(folder) for folder in empty)} holds no sequence folder (0/, 1/, ...)")
     if reasons:
-        parts.append("sequences skipped: " + "; ".join(f"{count} x {reason}" for reason, count in reasons.most_common(3)))
+        parts.append("sequences skipped: " + "; ".join(f"{count} x {reason}"
+                                                      for reason, count in reasons.most_common(3)))
     if not skipped and not empty:
         parts.append(f"each sequence folder needs frames 0.npy..{sequence_length - 1}.npy")
     go_on = (f"Record them, remove the folder, or leave them out with --actions {','.join(others)}" if others else
