@@ -90,6 +90,18 @@ def run_task(task):
     return result
 
 
+def run_all(run, tasks, jobs):
+    """{task: run(task)}, `jobs` tasks at a time, each in its own process (bench/stability.py too)."""
+    if jobs <= 1:
+        return {task: run(task) for task in tasks}
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a forked TensorFlow runtime is not safe to use.
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return dict(zip(tasks, pool.map(run, tasks)))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--realdata", default=os.path.join(os.path.dirname(REPO), "shared", "realdata"))
@@ -120,15 +132,7 @@ def main():
         tasks += [(label, "kfold", name, realdata, args.epochs, args.folds, DEFAULT_SEED)
                   for label in chosen for name in SIGNERS]
     started = time.perf_counter()
-    if args.jobs > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # spawn: a forked TensorFlow runtime is not safe to use.
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = dict(zip(tasks, pool.map(run_task, tasks)))
-    else:
-        results = {task: run_task(task) for task in tasks}
+    results = run_all(run_task, tasks, args.jobs)
 
     print(f"\n# Real signers: hello, no, thanks, yes ({datetime.date.today()})\n")
     print(f"versions: {json.dumps({k: v for k, v in versions().items() if k != 'platform'})}; epochs {args.epochs}, "

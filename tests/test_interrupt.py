@@ -22,6 +22,15 @@ def epochs_logged(run_dir):
         return len(list(csv.DictReader(handle)))
 
 
+def signal_after_epochs(process, run_dir, epochs, signum):
+    """Send signum once run_dir has logged `epochs` epochs (or the process ended, or 180 s); wait for it."""
+    deadline = time.time() + 180
+    while epochs_logged(run_dir) < epochs and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signum)
+    return process.communicate(timeout=120)
+
+
 def test_sigint_keeps_the_best_model_and_the_run_resumes(tmp_path):
     data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), sequences=10, seed=8)
     earlier = tmp_path / "runs" / "train" / "exp"  # a finished earlier run that must stay untouched
@@ -35,11 +44,7 @@ def test_sigint_keeps_the_best_model_and_the_run_resumes(tmp_path):
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     run_dir = str(tmp_path / "runs" / "train" / "exp2")
-    deadline = time.time() + 180
-    while epochs_logged(run_dir) < 3 and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=120)
+    out, err = signal_after_epochs(process, run_dir, 3, signal.SIGINT)
     assert process.returncode == 130, out + err
     assert "Traceback" not in err, err[-3000:]
     assert f"Continue with: signtrain train --resume {os.path.join('runs', 'train', 'exp2')}" in err
@@ -82,11 +87,7 @@ def test_sigterm_stops_like_ctrl_c_and_says_how_to_resume(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "signtrain.cli", "train", "--data", data_dir, "--epochs", "50",
                                 "--patience", "100", "--out", run_dir], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 180
-    while epochs_logged(run_dir) < 2 and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=120)
+    out, err = signal_after_epochs(process, run_dir, 2, signal.SIGTERM)
     assert process.returncode == 130, out + err
     assert f"Continue with: signtrain train --resume {run_dir}" in err, err[-3000:]
     assert {"best_model.h5", "last_model.keras", "results.csv"} <= set(os.listdir(run_dir))
