@@ -38,7 +38,7 @@ demo: setup
 	$(VENV)/bin/signtrain demo
 
 test: setup colab-setup
-	SIGNTRAIN_COLAB_PYTHON=$(COLAB_VENV)/bin/python $(PY) -m pytest -q
+	SIGNTRAIN_COLAB_PYTHON=$(abspath $(COLAB_VENV))/bin/python $(PY) -m pytest -q
 
 notebook: setup  # regenerate ml/training_notebook.ipynb from ml/training_notebook.py
 	$(PY) ml/build_notebook.py

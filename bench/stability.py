@@ -121,7 +121,8 @@ def main():
     parser.add_argument("--seeds", default="42,1,2,3,4,5")
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--datasets", default="demo,lujamanandhar,cross-signer", help=f"of {', '.join(DATASETS)}")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"of {', '.join(VARIANTS)}")
+    parser.add_argument("--variants", default=";".join(VARIANTS),
+                        help=f"separated by semicolons (names hold commas): of {'; '.join(VARIANTS)}")
     parser.add_argument("--jobs", type=int, default=1, help="trainings at a time, each in its own process")
     parser.add_argument("--quick", action="store_true", help="2 epochs, 2 seeds, demo data: proves the script runs")
     args = parser.parse_args()
@@ -129,7 +130,7 @@ def main():
     datasets = [name.strip() for name in args.datasets.split(",")]
     if args.quick:
         args.epochs, seeds, datasets = 2, seeds[:2], ["demo"]
-    variants = [name.strip() for name in args.variants.split(",")]
+    variants = [name.strip() for name in args.variants.split(";")]
     unknown = [name for name in datasets if name not in DATASETS] + [name for name in variants if name not in VARIANTS]
     if unknown:
         parser.error(f"unknown data sets or variants {unknown}; choose from {list(DATASETS)} and {list(VARIANTS)}")

@@ -6,10 +6,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
-from signtrain import distribute, synth
+from signtrain import data, distribute, precise_bn, synth
+from signtrain import model as model_lib
 
 
 def _train(tmp_path, name, data_dir, *flags, logical_cpus=None):
@@ -34,7 +36,7 @@ def _train(tmp_path, name, data_dir, *flags, logical_cpus=None):
     return metrics, args, result.stdout
 
 
-def test_mirrored_on_two_cpu_devices_matches_one_device(tmp_path):
+def test_mirrored_on_two_cpu_devices_trains_as_one_device_with_exact_statistics(tmp_path):
     data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=["Hello", "Yes", "No", "Stop"], sequences=16)
     # Two replicas of 16 = one device with batches of 32 (gradients averaged over the 32).
     mirrored, mirrored_args, stdout = _train(tmp_path, "mirrored", data_dir, "--strategy", "mirrored",
@@ -47,11 +49,24 @@ def test_mirrored_on_two_cpu_devices_matches_one_device(tmp_path):
         assert (tmp_path / "mirrored" / name).exists()
     assert mirrored["n_train"] == single["n_train"] and mirrored["n_test"] == single["n_test"]
     assert mirrored["epochs_run"] == single["epochs_run"] == 20
-    # Same data, split and initial weights; batch statistics per replica and the order of the
-    # batches differ, so the runs agree within noise, not bit for bit.
-    assert abs(mirrored["final_train_loss"] - single["final_train_loss"]) < 0.35 * single["final_train_loss"] + 0.05
-    for run in (mirrored, single):  # both learned (inference accuracy this early is BatchNorm noise)
+    # Same data, split, initial weights and batch order (signtrain.fast.epoch_batches on both); only
+    # the batch statistics differ (per replica of 16, against 32), so the first epoch agrees closely
+    # and the runs then drift apart as training is chaotic.
+    assert abs(mirrored["first_train_loss"] - single["first_train_loss"]) < 0.05 * single["first_train_loss"]
+    for run in (mirrored, single):  # both learned
         assert run["final_train_loss"] < 0.5 * run["first_train_loss"]
+    # Exact BatchNorm statistics under the strategy: the kept model holds those of its own weights
+    # over the training rows (as signtrain.precise_bn computes them), not Keras' moving averages.
+    assert mirrored["precise_bn"] is True
+    dataset = data.load_dataset(str(data_dir))
+    train_idx, _ = data.split_indices(dataset.y, seed=mirrored_args["seed"])
+    rows = dataset.X[train_idx[:data.fit_rows(len(train_idx))]]
+    best = model_lib.load_model(str(tmp_path / "mirrored" / "best_model.h5"))
+    kept = [layer.get_weights()[2:] for layer in best.layers if "batch_normalization" in layer.name]
+    precise_bn.recompute(best, rows, np.arange(len(rows)))
+    for have, layer in zip(kept, [layer for layer in best.layers if "batch_normalization" in layer.name], strict=True):
+        np.testing.assert_allclose(have[0], layer.moving_mean.numpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(have[1], layer.moving_variance.numpy(), rtol=1e-4, atol=1e-6)
 
 
 def test_logical_cpus_must_be_a_number(monkeypatch):

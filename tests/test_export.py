@@ -13,7 +13,10 @@ import pytest
 from signtrain import cli, config, export, h5compat, infer, synth
 
 FORMATS = ["onnx", "tflite", "savedmodel"]
-TOLERANCE = 1e-5  # float32 reorderings give ~1e-7; a wrong gate order or weight gives ~1e-1
+# Float32 reorderings give ~1e-7 with Keras' moving averages and up to ~1.3e-5 with exact BatchNorm
+# statistics (a channel of small variance scales the rounding up); a wrong gate order or weight
+# gives ~1e-1. The exports themselves are checked at config.EXPORT_TOLERANCE (1e-4).
+TOLERANCE = 5e-5
 
 KERAS2_PREDICT = """
 import sys

@@ -185,6 +185,7 @@ def executed_on_colab_stack(tmp_path_factory):
     from conftest import unpack_realdata
 
     python = os.environ.get("SIGNTRAIN_COLAB_PYTHON")
+    python = os.path.join(REPO, python) if python else None  # a relative path is the checkout's
     if not python or not os.path.exists(python):
         if os.environ.get("CI") == "true":
             pytest.fail("SIGNTRAIN_COLAB_PYTHON is not set to the Colab-stack environment: run the tests with `make test`")
