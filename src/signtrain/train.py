@@ -150,13 +150,11 @@ def _disk_full(error, run_dir):
             or shutil.disk_usage(run_dir).free < DISK_FULL_BYTES)
 
 
-def _disk_full_message(run_dir, best_path, resume_dir, created):
+def _disk_full_message(run_dir, best_path):
     free = shutil.disk_usage(run_dir).free // 2**20
     if os.path.exists(best_path):
         return (f"the disk of {run_dir} is full ({free} MB free): training stopped. {os.path.basename(best_path)} "
                 f"keeps the best epoch so far; free some space, then continue with: signtrain train --resume {run_dir}")
-    if not resume_dir:
-        _discard(run_dir, created)
     return (f"the disk of {run_dir} is full ({free} MB free) before the first epoch ended: nothing to keep, the run "
             f"folder was removed. Free some space (a run needs about {MIN_FREE_BYTES // 2**20} MB) and start again")
 
@@ -465,7 +463,10 @@ def train(settings, resume_dir=None):
             # TensorFlow raises ResourceExhaustedError for a full disk too: tell the two apart.
             if _disk_full(error, run_dir):
                 _drop_partials(run_dir)
-                raise OSError(_disk_full_message(run_dir, path(config.BEST_MODEL_FILE), resume_dir, created)) from None
+                message = _disk_full_message(run_dir, path(config.BEST_MODEL_FILE))
+                if not os.path.exists(path(config.BEST_MODEL_FILE)) and not resume_dir:
+                    _discard(run_dir, created)  # nothing learned: the folder must not block the same --out
+                raise OSError(message) from None
             if isinstance(error, OSError):
                 raise
             raise MemoryError(
