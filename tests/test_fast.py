@@ -170,7 +170,7 @@ def test_the_fused_adam_update_equals_keras_adam_over_many_steps():
 
 
 def test_the_batch_order_is_the_one_earlier_versions_drew_for_a_seed():
-    """A --seed gives the batches it gave before (the order of stop 11's tf.data shuffle, recorded):
+    """A --seed gives the batches it gave before (the order the seeded tf.data shuffle drew when it was recorded):
     runs stay reproducible across signtrain versions, and --stream uses the same order."""
     keras.utils.set_random_seed(42)
     assert fast.batch_order(20, 42)[:12].tolist() == [13, 15, 6, 16, 3, 2, 11, 0, 10, 17, 4, 14]
