@@ -34,11 +34,14 @@ def statistics_rows(count, seed, limit=STATISTICS_ROWS):
 
 
 def _read_chunks(X, rows):
-    """X[rows] as float32 arrays of CHUNK_ROWS rows (X may be a memory map: read in file order)."""
+    """X[rows] as float32 arrays of CHUNK_ROWS rows (X may be a memory map: read in file order).
+    Views of X, no copy, where rows are all of an in-memory float32 X in order (the usual case)."""
     from signtrain.stream import read_rows
 
+    whole = (type(X) is np.ndarray and X.dtype == np.float32 and len(rows) == len(X)
+             and np.array_equal(rows, np.arange(len(X))))
     for start in range(0, len(rows), CHUNK_ROWS):
-        yield read_rows(X, rows[start:start + CHUNK_ROWS])
+        yield X[start:start + CHUNK_ROWS] if whole else read_rows(X, rows[start:start + CHUNK_ROWS])
 
 
 def _moments(chunks, axis):
@@ -76,8 +79,13 @@ def recompute(model, X, rows, stages=None):
     activations of the rows are carried from one BatchNorm layer to the next. stages: _stages(model),
     made once by a caller that recomputes every epoch.
     """
-    hidden, assigned = list(_read_chunks(X, np.asarray(rows))), {}
-    for run, layer in stages if stages is not None else _stages(model):
+    return _assign(list(_read_chunks(X, np.asarray(rows))), stages if stages is not None else _stages(model))
+
+
+def _assign(chunks, stages):
+    """recompute() on the rows already read, in chunks."""
+    hidden, assigned = chunks, {}
+    for run, layer in stages:
         hidden = [run(chunk) for chunk in hidden]
         mean, variance = _moments(hidden, layer.axis if isinstance(layer.axis, int) else layer.axis[0])
         layer.moving_mean.assign(mean.astype(np.float32))
@@ -96,12 +104,15 @@ def callback(X, rows):
     from tensorflow import keras
 
     rows = np.asarray(rows)
+    # In memory the rows are read once, not every epoch; a memory map (--stream) is read again at
+    # each validation, so that memory never holds them in between.
+    kept = None if isinstance(X, np.memmap) else list(_read_chunks(X, rows))
 
     class PreciseBatchNorm(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             self.stages = _stages(self.model)
 
         def on_test_begin(self, logs=None):
-            recompute(self.model, X, rows, self.stages)
+            _assign(kept if kept is not None else list(_read_chunks(X, rows)), self.stages)
 
     return PreciseBatchNorm()
