@@ -30,7 +30,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from signtrain import data, evaluate  # noqa: E402
 from signtrain.config import DEFAULT_SEED  # noqa: E402
-from signtrain.train import TrainSettings, cross_validate, train, versions  # noqa: E402
+from signtrain.crossval import cross_validate  # noqa: E402
+from signtrain.train import TrainSettings, train, versions  # noqa: E402
 
 SIGNERS = ("ismokedata_6signs.npz", "mokshavs03_5signs.npz", "akadeepanshu_6signs.npz")
 SHARED_SIGNS = ("hello", "no", "thanks", "yes")

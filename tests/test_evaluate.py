@@ -88,6 +88,7 @@ def test_train_with_test_data_and_cross_validation(tmp_path, capsys):
 def test_each_fold_validates_on_every_sign_not_the_last_ones(tmp_path, monkeypatch):
     """KFold gives training rows in file order (sign by sign): validation_split's last 15% of them
     would be the last sign only. cross_validate shuffles them first, as train_test_split does."""
+    from signtrain import crossval
     from signtrain import train as train_lib
 
     data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=["Hello", "Yes", "Please"], sequences=10, seed=3)
@@ -100,5 +101,5 @@ def test_each_fold_validates_on_every_sign_not_the_last_ones(tmp_path, monkeypat
         return real_fit(net, arguments, settings, seed, **kwargs)
 
     monkeypatch.setattr(train_lib, "_fit", recording_fit)
-    train_lib.cross_validate(train_lib.TrainSettings(data=data_dir, epochs=1), folds=2)
+    crossval.cross_validate(train_lib.TrainSettings(data=data_dir, epochs=1), folds=2)
     assert len(validated) == 2 and all(len(signs) >= 2 for signs in validated)

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 
 from signtrain import config
+from signtrain.features import DEFAULT_FEATURES, FEATURE_SETS
 
 DEMO_DATA_DIR = os.path.join("runs", "demo_data", "MP_Data")
 DEMO_MARKER = ".signtrain_synth.json"
@@ -60,9 +61,16 @@ def _add_export_flag(parser):
                              "checked against the Keras model on the test sequences; see signtrain export")
 
 
-def _add_data_flags(parser, data_required=True):
-    parser.add_argument("--data", required=data_required, metavar="DIR",
-                        help="the MP_Data folder: DIR/<Action>/<sequence>/<frame>.npy, frames of 1662 values")
+def _add_data_flags(parser, data_required=True, several=False):
+    if several:  # one recording per --data (a person, or a sitting); signtrain.recordings
+        parser.add_argument("--data", required=data_required, metavar="DIR", action="append",
+                            help="the MP_Data folder: DIR/<Action>/<sequence>/<frame>.npy, frames of 1662 values. "
+                                 "Give it once per recording (person or sitting) to train on several, or pass a "
+                                 "folder whose sub-folders are MP_Data trees; sign folders are matched by name "
+                                 "across recordings (case, spaces, underscores; --alias)")
+    else:
+        parser.add_argument("--data", required=data_required, metavar="DIR",
+                            help="the MP_Data folder: DIR/<Action>/<sequence>/<frame>.npy, frames of 1662 values")
     parser.add_argument("--any-layout", action="store_true",
                         help="accept frames that are not the 1662-value [pose, face, left hand, right hand] "
                              "contract (e.g. 258 values without the face); the live app must then feed the same")
@@ -85,6 +93,11 @@ def _add_training_flags(parser):
     parser.add_argument("--normalize", action="store_true",
                         help="opt-in: make keypoints relative to the shoulders and scaled by shoulder width, as "
                              "layers inside the saved model (the live app still feeds raw frames)")
+    parser.add_argument("--features", choices=tuple(FEATURE_SETS), default=DEFAULT_FEATURES,
+                        help="what the network sees of each frame, computed by fixed layers inside the saved model "
+                             "(the live app still feeds raw frames): "
+                             + "; ".join(f"{name}: {text}" for name, text in FEATURE_SETS.items())
+                             + f" (default {DEFAULT_FEATURES})")
     parser.add_argument("--augment", action="store_true",
                         help="opt-in: add 2 altered copies of every training sequence (half mirrored to the other "
                              "hand, small rotation/scale/shift, time warp, dropped frames); validation and test "
@@ -128,7 +141,7 @@ def build_parser():
 
     train = commands.add_parser("train", help="train on an MP_Data folder",
                                 description="Train the spec's 3-layer LSTM on an MP_Data folder and write a run folder.")
-    _add_data_flags(train, data_required=False)
+    _add_data_flags(train, data_required=False, several=True)
     _add_training_flags(train)
     train.add_argument("--stream", action="store_true",
                        help="for data bigger than memory: keep the sequences in the packed cache beside the data "
@@ -178,8 +191,13 @@ def build_parser():
                              description="Train the spec's model K times (x R repeats), each fold the test split "
                                          "once; prints the mean test accuracy with a 95%% interval and per-sign "
                                          "recall; writes cv.json to runs/cv/exp...")
-    _add_data_flags(cv)
+    _add_data_flags(cv, several=True)
     _add_training_flags(cv)
+    _add_alias_flag(cv)
+    cv.add_argument("--by", choices=("fold", "recording"), default="fold",
+                    help="fold: stratified K-fold over all sequences (default); recording: leave-one-recording-out, "
+                         "each --data recording the test set once, trained on the others: the accuracy on a "
+                         "person the model never saw")
     cv.add_argument("--folds", type=_whole_number(2), default=5, metavar="K", help="folds (default 5)")
     cv.add_argument("--repeats", type=_at_least_one, default=1, metavar="R", help="repeats with new folds (default 1)")
 
@@ -224,9 +242,12 @@ def _settings(args, data):
 
     from signtrain.evaluate import parse_aliases
 
+    if isinstance(data, list) and len(data) == 1:
+        data = data[0]  # one --data: recorded as one folder, as always
     return TrainSettings(data=data, out=args.out, epochs=args.epochs, patience=args.patience,
                          batch_size=args.batch_size, seed=args.seed, actions=args.actions,
-                         any_layout=getattr(args, "any_layout", False), normalize=args.normalize, augment=args.augment,
+                         any_layout=getattr(args, "any_layout", False), normalize=args.normalize, features=args.features,
+                         augment=args.augment,
                          fast=args.fast, precise_bn=args.precise_bn, monitor=args.monitor, strategy=args.strategy, stream=getattr(args, "stream", False),
                          test_data=getattr(args, "test_data", None), export=getattr(args, "export", None),
                          aliases=parse_aliases(getattr(args, "alias", None)))
@@ -397,7 +418,8 @@ def _run(args):
             print("error: TensorFlow is not installed. Install it with: pip install 'signtrain[cpu]' "
                   "(or 'signtrain[gpu]' on a CUDA machine; Colab already has it).", file=sys.stderr)
             return 2
-        from signtrain.train import TrainingInterrupted, cross_validate, train
+        from signtrain.crossval import cross_validate
+        from signtrain.train import TrainingInterrupted, train
 
         if args.command == "evaluate":
             return _evaluate(args)
@@ -409,7 +431,7 @@ def _run(args):
             export.export_run(args.run_dir, args.format, args.data)
             return 0
         if args.command == "cv":
-            cross_validate(_settings(args, args.data), folds=args.folds, repeats=args.repeats, out=args.out)
+            cross_validate(_settings(args, args.data), folds=args.folds, repeats=args.repeats, out=args.out, by=args.by)
             return 0
         try:
             if args.command == "demo":

@@ -30,6 +30,8 @@ class Dataset:
     skipped: list  # [{"action", "sequence", "reason"}]
     notes: list  # things ignored on purpose (stray files, non-numeric folders)
     layout_problem: str = None  # why the frames are not the contract's layout (only with any_layout)
+    recordings: list = None  # names of the recordings, when several were given (signtrain.recordings)
+    recording: np.ndarray = None  # (n,) index into recordings of each row
 
     @property
     def num_features(self):

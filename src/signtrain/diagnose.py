@@ -16,6 +16,10 @@ SWING_EPOCHS = 10
 UNSTABLE_SWING = 0.10
 
 DOC = "ml/troubleshooting_training.md"
+# Accuracy on a person the model never saw, measured on public recordings by strangers
+# (bench/results/real_people.md, part (a): 4 signs, trained on two people, tested on a third).
+NEW_PERSON_MEASURED = {"raw": None, "relative": None}
+NEW_PERSON_RESULTS = "bench/results/real_people.md"
 
 
 def _finite(values):
@@ -142,6 +146,22 @@ def _distance_sessions(metrics, history):
                f"percentile): sequences recorded at different distances from the camera", dict(width))
 
 
+def _one_recording(metrics, history):
+    recordings = metrics.get("recordings")
+    if recordings is None or len(recordings) > 1:
+        return
+    features = metrics.get("features", "raw")
+    measured = NEW_PERSON_MEASURED.get(features)
+    number = (f"; on public recordings by other people this project measured {measured:.0%} on a person the model "
+              f"never saw with --features {features} ({NEW_PERSON_RESULTS})" if measured is not None else "")
+    advice = "record a second person and train on both (--data A --data B)" + (
+        ", with --features relative" if features == "raw" else "")
+    yield (f"trained on one recording (one person or one sitting): the test accuracy says how the model does on "
+           f"that person, not on the next one{number}. To know and to improve it: {advice}, and measure with "
+           f"signtrain cv --by recording",
+           {"recordings": len(recordings), "features": features, "measured_on_a_new_person": measured})
+
+
 # code: (severity, spec row or problem, rule). The order is the document's.
 RULES = {
     "LOW_ACCURACY": ("warning", _low_accuracy),
@@ -155,6 +175,7 @@ RULES = {
     "MIXED_HANDEDNESS": ("warning", _mixed_handedness),
     "MIRRORED_CAMERA": ("info", _mirrored_camera),
     "DISTANCE_SESSIONS": ("warning", _distance_sessions),
+    "ONE_RECORDING": ("info", _one_recording),
 }
 # Raised during training rather than found afterwards; documented under the same code.
 OUT_OF_MEMORY = "OUT_OF_MEMORY"

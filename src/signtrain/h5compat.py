@@ -8,7 +8,7 @@ spellings (that is how it loads old files), so one file can serve both: `make_po
 config attribute of a file Keras 3 wrote into Keras 2 spellings. The weights are not touched.
 
 The rewrite knows the layers signtrain builds (the spec's LSTM/BatchNorm/Dropout/Dense stack and
-the standard layers behind --normalize) and each argument their configs have in Keras 3.15, all
+the standard layers behind --normalize and --features relative) and each argument their configs have in Keras 3.15, all
 tested to load in Keras 2 (tests/test_export.py with tf_keras; TensorFlow 2.15's own Keras by
 hand). Another layer, or an argument a later Keras adds, raises NotPortable: the file then stays as
 Keras 3 wrote it and the run says it is for Keras 3 only, rather than promise what was not tested.
@@ -57,6 +57,9 @@ KNOWN_LAYERS = {
     "Permute": _COMMON | {"dims"},
     "ReLU": _COMMON | {"max_value", "negative_slope", "threshold"},
     "Rescaling": _COMMON | {"scale", "offset"},
+    "ZeroPadding1D": _COMMON | {"padding"},  # and the three below: the --features relative front-end
+    "GlobalAveragePooling1D": _COMMON | {"data_format", "keepdims"},
+    "RepeatVector": _COMMON | {"n"},
 }
 _OPTIMIZER_KEYS = {"name", "learning_rate", "beta_1", "beta_2", "epsilon", "amsgrad"}
 _TRAINING_KEYS = {"loss", "metrics", "weighted_metrics", "loss_weights", "optimizer_config"}

@@ -9,15 +9,23 @@ from signtrain import config
 
 
 def build_model(num_actions, sequence_length=config.SEQUENCE_LENGTH, num_features=config.NUM_FEATURES,
-                normalize=False):
-    """The spec's Sequential model; with normalize, the same layers behind signtrain.preprocess."""
+                normalize=False, features="raw"):
+    """The spec's Sequential model; with normalize (signtrain.preprocess) or features="relative"
+    (signtrain.features), the same layers behind that fixed front-end."""
     from tensorflow import keras
     from tensorflow.keras import layers
 
     if num_actions < 2:
         raise ValueError(f"a classifier needs at least 2 actions, got {num_actions}")
-    if normalize and num_features != config.NUM_FEATURES:
-        raise ValueError(f"--normalize needs the 1662-value layout, the data has {num_features} values per frame")
+    from signtrain import features as features_lib
+
+    if features not in features_lib.FEATURE_SETS:
+        raise ValueError(f"--features {features!r} is not one of {', '.join(features_lib.FEATURE_SETS)}")
+    flag = "--normalize" if normalize else f"--features {features}" if features != "raw" else None
+    if flag and num_features != config.NUM_FEATURES:
+        raise ValueError(f"{flag} needs the 1662-value layout, the data has {num_features} values per frame")
+    if normalize and features != "raw":
+        raise ValueError(f"--normalize and --features {features} are two front-ends; choose one")
     # keras.Input instead of the spec's input_shape= keyword: same model, no deprecation warning.
     stack = [keras.Input(shape=(sequence_length, num_features))]
     for units, return_sequences in config.LSTM_LAYERS:
@@ -28,12 +36,12 @@ def build_model(num_actions, sequence_length=config.SEQUENCE_LENGTH, num_feature
         ]
     stack += [layers.Dense(units, activation="relu") for units in config.DENSE_UNITS]
     stack.append(layers.Dense(num_actions, activation="softmax"))
-    if not normalize:
+    if not flag:
         return keras.Sequential(stack)
     from signtrain import preprocess
 
     inputs = stack[0]
-    outputs = preprocess.normalize_keypoints(inputs)
+    outputs = (preprocess.normalize_keypoints(inputs) if normalize else features_lib.relative_keypoints(inputs))
     for layer in stack[1:]:
         outputs = layer(outputs)
     net = keras.Model(inputs, outputs)
@@ -71,7 +79,7 @@ def load_model(path):
 
 def front_end_and_stack(model):
     """(front_end, stack): front_end maps the model's input to the first LSTM's input (None for the
-    plain Sequential; the fixed --normalize layers otherwise), stack is the spec's layers from the
+    plain Sequential; the fixed --normalize or --features layers otherwise), stack is the spec's layers from the
     first LSTM on, in order. Training tools (signtrain.fast, signtrain.precise_bn) walk the stack."""
     from tensorflow import keras
 

@@ -36,7 +36,7 @@ def _positions():
     return np.array(xs), np.array(ys), np.array(zs), np.array(visibility)
 
 
-def _fixed(layer, *weights):
+def fixed(layer, *weights):
     """A standard layer used as a constant function: weights set once, never trained."""
     layer.trainable = False
     layer._signtrain_weights = [np.asarray(w, dtype=np.float32) for w in weights]
@@ -47,7 +47,7 @@ def _mask(layers, name, values):
     """Multiply each of the 1662 values by a constant: a depthwise 1x1 convolution over time. (An
     EinsumDense did the same, but the TFLite converter rejects its '...i,i->...i' and ONNX Runtime
     runs it slowly.)"""
-    return _fixed(layers.DepthwiseConv1D(1, use_bias=False, name=name), np.reshape(values, (1, -1, 1)))
+    return fixed(layers.DepthwiseConv1D(1, use_bias=False, name=name), np.reshape(values, (1, -1, 1)))
 
 
 def normalize_keypoints(inputs):
@@ -79,11 +79,11 @@ def normalize_keypoints(inputs):
         block_sum[start:stop, index] = -K * K
         block_expand[index, start:stop] = -1
 
-    offsets = _fixed(layers.Dense(2, use_bias=False, name="shoulder_midpoint"), centre)(inputs)
-    offsets = _fixed(layers.Dense(n, use_bias=False, name="midpoint_everywhere"), spread)(offsets)
+    offsets = fixed(layers.Dense(2, use_bias=False, name="shoulder_midpoint"), centre)(inputs)
+    offsets = fixed(layers.Dense(n, use_bias=False, name="midpoint_everywhere"), spread)(offsets)
     centred = layers.Subtract(name="relative_to_shoulders")([inputs, offsets])
     centred = _mask(layers, "coordinates_only", coordinates)(centred)
-    shoulder_vector = _fixed(layers.Dense(2, use_bias=False, name="shoulder_vector"), shoulder)(inputs)
+    shoulder_vector = fixed(layers.Dense(2, use_bias=False, name="shoulder_vector"), shoulder)(inputs)
     joined = layers.Concatenate(name="shoulder_and_coordinates")([shoulder_vector, centred])
     unit = layers.UnitNormalization(axis=-1, name="divide_by_shoulder_width")(joined)
     unit = layers.Permute((2, 1))(unit)  # drop the 2 shoulder values: Cropping1D crops axis 1
@@ -93,10 +93,10 @@ def normalize_keypoints(inputs):
     normalized = layers.Add(name="with_visibility")([scaled, kept])
 
     squares = layers.Multiply(name="squares")([inputs, inputs])
-    unseen = _fixed(layers.Dense(len(config.BLOCKS), name="part_unseen"), block_sum, np.ones(len(config.BLOCKS)))(
+    unseen = fixed(layers.Dense(len(config.BLOCKS), name="part_unseen"), block_sum, np.ones(len(config.BLOCKS)))(
         squares)
     unseen = layers.ReLU(name="unseen_0_or_1")(unseen)
-    seen = _fixed(layers.Dense(n, name="part_seen_mask"), block_expand, np.ones(n))(unseen)
+    seen = fixed(layers.Dense(n, name="part_seen_mask"), block_expand, np.ones(n))(unseen)
     return layers.Multiply(name="missing_parts_stay_zero")([normalized, seen])
 
 

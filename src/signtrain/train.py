@@ -18,13 +18,13 @@ import time
 
 import numpy as np
 
-from signtrain import __version__, check, config, data, diagnose, distribute, evaluate, export, fast, precise_bn, stream
+from signtrain import __version__, check, config, data, diagnose, distribute, evaluate, export, fast, precise_bn, recordings, stream
 from signtrain import model as model_lib
 
 
 @dataclasses.dataclass
 class TrainSettings:
-    data: str
+    data: str  # an MP_Data folder, or a list of them: one recording each (signtrain.recordings)
     out: str = None  # None: a new runs/train/exp, exp2, ...
     epochs: int = config.DEFAULT_EPOCHS
     patience: int = config.DEFAULT_PATIENCE
@@ -33,6 +33,7 @@ class TrainSettings:
     actions: list = None  # None: the spec's 10 when the data has exactly them, else sorted folders
     any_layout: bool = False  # accept frames that are not the 1662-value contract
     normalize: bool = False  # shoulder-relative keypoints, as layers inside the saved model
+    features: str = "raw"  # what the first LSTM sees (signtrain.features.FEATURE_SETS), computed inside the model
     augment: bool = False  # mirrored, moved and re-timed copies of the training sequences
     test_data: str = None  # another recording to evaluate the finished model on
     aliases: list = None  # [(name, name)] declared the same sign when matching test_data folders
@@ -214,6 +215,17 @@ def default_verbose():
     return 1 if sys.stdout.isatty() else 2
 
 
+def load_data(settings):
+    """The dataset of --data: one MP_Data folder (in memory or --stream), or several recordings."""
+    folders = recordings.expand(settings.data)
+    if len(folders) == 1:
+        return data.load_dataset(folders[0], settings.actions, any_layout=settings.any_layout, stream=settings.stream)
+    if settings.stream:
+        raise ValueError(f"--stream reads one --data folder, {len(folders)} recordings were given; train them in "
+                         f"memory (drop --stream) or put them in one MP_Data folder")
+    return recordings.load(folders, settings.actions, settings.aliases or (), settings.any_layout)
+
+
 def _check_options(settings, dataset):
     if settings.augment and dataset.num_features != config.NUM_FEATURES:
         raise ValueError(f"--augment needs the 1662-value layout, the data has {dataset.num_features} values per frame")
@@ -247,7 +259,8 @@ def _new_model(settings, num_actions, dataset, strategy):
     """The compiled spec model, its variables made under the strategy's scope when there is one."""
     with distribute.scope(strategy):
         return model_lib.compile_model(
-            model_lib.build_model(num_actions, dataset.X.shape[1], dataset.num_features, settings.normalize))
+            model_lib.build_model(num_actions, dataset.X.shape[1], dataset.num_features, settings.normalize,
+                                  settings.features))
 
 
 def _fit(net, arguments, settings, seed, statistics=None, callbacks=(), **kwargs):
@@ -377,10 +390,10 @@ def train(settings, resume_dir=None):
     resume_dir: an interrupted run folder to continue (its args.yaml gives the settings).
     """
     settings = _resolved(settings)
-    dataset = data.load_dataset(settings.data, settings.actions, any_layout=settings.any_layout,
-                                stream=settings.stream)
+    dataset = load_data(settings)
     data_check = check.summarize(dataset)
     print(check.format_report(data_check))
+    print(recordings.format_summary(dataset))
     if check.errors(data_check):
         raise ValueError("; ".join(f"{p['message']} (fix: {p['fix']})" for p in check.errors(data_check)))
     if resume_dir:  # the rows the run started with, whatever was added since: no test row is ever trained on
@@ -401,7 +414,8 @@ def train(settings, resume_dir=None):
     recording = (evaluate.load_recording(dataset.actions, settings.test_data, settings.aliases or (),
                                          settings.any_layout, flag="--test-data") if settings.test_data else None)
     if not resume_dir:
-        _check_outside_data(settings.out, settings.data)
+        for folder in recordings.expand(settings.data):
+            _check_outside_data(settings.out, folder)
     created = settings.out is None or not os.path.exists(settings.out)  # to remove if nothing is kept
     run_dir = _run_folder(settings.out, resume_dir=resume_dir)
     try:
@@ -538,6 +552,9 @@ def train(settings, resume_dir=None):
             # rows (a seeded sample of precise_bn.STATISTICS_ROWS of them when there are more).
             "precise_bn": settings.precise_bn,
             "reshuffle": settings.reshuffle,
+            "features": settings.features,
+            # Where the sequences came from: one entry per --data recording (signtrain.recordings).
+            "recordings": recordings.summary(dataset),
             "versions": run_versions,
         }
         # Keras 2 (tf_keras, TF <= 2.15 apps) loads action_model.h5 too, unless the rewrite met something new.
@@ -660,95 +677,3 @@ def settings_from_run(run_dir):
     args.setdefault("precise_bn", False)  # a run started before exact BatchNorm statistics existed
     args.setdefault("reshuffle", False)
     return TrainSettings(**{key: value for key, value in args.items() if key in fields and key != "out"})
-
-
-def cross_validate(settings, folds=5, repeats=1, out=None):
-    """Repeated stratified K-fold with the spec's model and settings; writes cv.json.
-
-    Each fold is the test split once; the other folds train with the spec's validation_split,
-    early stopping and restored best weights, and the fold is scored in inference mode.
-    """
-    from sklearn.model_selection import RepeatedStratifiedKFold
-
-    settings = _resolved(settings)
-    if folds < 2 or repeats < 1:
-        raise ValueError(f"--folds must be at least 2 and --repeats at least 1, got {folds} and {repeats}")
-    dataset = data.load_dataset(settings.data, settings.actions, any_layout=settings.any_layout)
-    _check_options(settings, dataset)
-    smallest = int(np.bincount(dataset.y).min())
-    if smallest < folds:
-        raise ValueError(f"--folds {folds} needs at least {folds} sequences of every sign; the smallest has "
-                         f"{smallest}. Use fewer folds.")
-    run_dir = _run_folder(out, base=os.path.join(os.path.dirname(config.DEFAULT_RUNS_DIR), "cv"))
-    try:
-        from tensorflow import keras
-
-        strategy = distribute.make_strategy(settings.strategy)
-        num_actions = len(dataset.actions)
-        splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=settings.seed)
-        results, recalls, pooled = [], [], np.zeros((num_actions, num_actions), int)
-        for index, (train_idx, test_idx) in enumerate(splitter.split(dataset.X, dataset.y)):
-            # KFold hands out the training rows in file order (sign by sign), and validation_split takes
-            # the last 15% of them: unshuffled, that would be the last signs only. Shuffled here as the
-            # spec's train_test_split shuffles its training rows.
-            train_idx = np.random.default_rng(settings.seed + index).permutation(train_idx)
-            keras.utils.set_random_seed(settings.seed + index)
-            net = _new_model(settings, num_actions, dataset, strategy)
-            history = _fit(
-                net,
-                fit_arguments(dataset.X[train_idx], data.one_hot(dataset.y[train_idx], num_actions), settings,
-                              settings.seed + index),
-                settings,
-                seed=settings.seed + index,
-                epochs=settings.epochs,
-                callbacks=[keras.callbacks.EarlyStopping(
-                    monitor=settings.monitor, mode=config.MONITOR_MODES[settings.monitor], patience=settings.patience,
-                    restore_best_weights=True)],
-                verbose=0,
-            ).history
-            y_pred = net.predict(dataset.X[test_idx], verbose=0).argmax(axis=1)
-            per_class, matrix, _ = evaluate.classification_metrics(dataset.y[test_idx], y_pred, dataset.actions)
-            pooled += matrix
-            accuracy = float(np.mean(y_pred == dataset.y[test_idx]))
-            results.append({"fold": index, "test_accuracy": accuracy, "n_test": len(test_idx),
-                            "epochs_run": len(history["loss"])})
-            recalls.append([per_class[action]["recall"] for action in dataset.actions])
-            print(f"fold {index + 1}/{folds * repeats}: test accuracy {accuracy:.1%} of {len(test_idx)} "
-                  f"after {len(history['loss'])} epochs", flush=True)
-            keras.backend.clear_session()
-
-        accuracies = np.array([r["test_accuracy"] for r in results])
-        # Spread across folds (t interval of the mean) and, beside it, the interval of all pooled predictions.
-        from scipy import stats
-
-        half = float(stats.t.ppf(0.975, len(accuracies) - 1) * accuracies.std(ddof=1) / np.sqrt(len(accuracies)))
-        correct, total = int(np.trace(pooled)), int(pooled.sum())
-        summary = {
-            "folds": folds,
-            "repeats": repeats,
-            "actions": dataset.actions,
-            "mean_test_accuracy": float(accuracies.mean()),
-            "mean_test_accuracy_ci95": [float(accuracies.mean() - half), float(accuracies.mean() + half)],
-            "pooled_accuracy_ci95": list(evaluate.wilson_interval(correct, total)),
-            "recall_per_class": {action: {"mean": float(np.mean([r[i] for r in recalls])),
-                                          "min": float(np.min([r[i] for r in recalls]))}
-                                 for i, action in enumerate(dataset.actions)},
-            "confusion_matrix": pooled.tolist(),
-            "fold_results": results,
-            "skipped_sequences": dataset.skipped,
-            "seed": settings.seed,
-            "versions": versions(),
-        }
-        export.write_json(os.path.join(run_dir, "cv.json"), summary)
-        if not distribute.is_chief():
-            shutil.rmtree(run_dir, ignore_errors=True)
-        low, high = summary["mean_test_accuracy_ci95"]
-        print("recall per sign (mean over folds, worst fold): " + ", ".join(
-            f"{action} {entry['mean']:.0%} ({entry['min']:.0%})"
-            for action, entry in summary["recall_per_class"].items()))
-        print(f"{folds}-fold x {repeats}: mean test accuracy {accuracies.mean():.1%} (95% interval {max(0, low):.0%}-"
-              f"{min(1, high):.0%}) over {len(accuracies)} folds; written to {os.path.join(run_dir, 'cv.json')}")
-        return run_dir, summary
-    finally:
-        _release(run_dir)
-
