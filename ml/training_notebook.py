@@ -116,8 +116,10 @@ import logging
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.keras.models import Sequential
+from tensorflow.keras.models import Model, Sequential
 from tensorflow.keras.layers import Input, LSTM, Dense, Dropout, BatchNormalization
+from tensorflow.keras.layers import (Add, Concatenate, Cropping1D, GlobalAveragePooling1D, Multiply, ReLU,
+                                     RepeatVector, Rescaling, Subtract, UnitNormalization, ZeroPadding1D)
 from tensorflow.keras.callbacks import TensorBoard, EarlyStopping, ModelCheckpoint
 from tensorflow.keras.utils import to_categorical
 from sklearn.model_selection import train_test_split
@@ -143,6 +145,12 @@ else:
 # `PRECISE_BN = True` recomputes the BatchNorm statistics exactly before every validation and draws
 # a new batch order every epoch (cell 7 says why); `False` is the spec's plain recipe, whose result
 # depends much more on the random seed.
+#
+# `FEATURES = "raw"` feeds the 1662 recorded values to the LSTM, as the spec does. `"relative"` puts
+# fixed layers in front of it (cell 6) that keep what a sign is made of: body and hands relative to
+# the shoulders, each hand's shape, a few lip points and the motion. It works much better for a
+# person the model never saw (see the project's bench/results/real_people.md); the saved model still
+# takes raw frames, so the live app does not change.
 
 # %%
 ACTIONS = np.array([
@@ -152,6 +160,7 @@ ACTIONS = np.array([
 NUM_SEQUENCES = 30
 SEQUENCE_LENGTH = 30
 PRECISE_BN = True
+FEATURES = os.environ.get("SIGNTRAIN_FEATURES", "raw")  # "raw" (the spec's input) or "relative"
 
 found_actions = sorted(name for name in os.listdir(DATA_PATH)
                        if os.path.isdir(os.path.join(DATA_PATH, name)) and not name.startswith(('.', '__')))
@@ -216,12 +225,87 @@ print("train:", X_train.shape[0], " test:", X_test.shape[0])
 # %% [markdown]
 # ## 6. Build the LSTM model
 # The spec's architecture, unchanged: 3 LSTM layers with tanh, each followed by BatchNorm and
-# Dropout(0.2), then Dense 64 and 32 (relu) and a softmax over the signs.
+# Dropout(0.2), then Dense 64 and 32 (relu) and a softmax over the signs. With
+# `FEATURES = "relative"` the fixed front-end below comes first (the same numbers as signtrain's
+# `--features relative`, checked by the project's tests). Keras has no division layer: x / |d| is
+# UnitNormalization over [K * d, x] (K = 1e4), undone by K.
 
 # %%
+K, EPS = 1e4, 0.1
+PARTS = {'pose': (0, 132, 4), 'face': (132, 1536, 3), 'left_hand': (1536, 1599, 3), 'right_hand': (1599, 1662, 3)}
+HANDS = ('left_hand', 'right_hand')
+POINTS = ([('body', 'pose', p) for p in (0, 11, 12, 13, 14, 15, 16)]  # nose, shoulders, elbows, wrists
+          + [('body', 'face', p) for p in (61, 291, 13, 14)]  # mouth corners, inner upper and lower lip
+          + [('body', hand, p) for hand in HANDS for p in range(21)]
+          + [('shape', hand, p) for hand in HANDS for p in range(1, 21)])
+TWIN = {('pose', 11): 12, ('pose', 12): 11, ('pose', 13): 14, ('pose', 14): 13, ('pose', 15): 16, ('pose', 16): 15,
+        ('face', 61): 291, ('face', 291): 61}  # mirror image; the nose and the lips' middle stay
+
+
+def at(part, landmark):
+    return PARTS[part][0] + landmark * PARTS[part][2]
+
+
+def fixed_dense(kernel, bias=None):
+    """A Dense layer used as a constant function: its weights set once, never trained."""
+    layer = Dense(kernel.shape[1], use_bias=bias is not None, trainable=False)
+    layer.build((None, kernel.shape[0]))
+    layer.set_weights([kernel.astype(np.float32)] + ([np.float32(bias)] if bias is not None else []))
+    return layer
+
+
+def divided(inputs, group, hand=None):
+    """The group's points relative to the shoulders' midpoint / shoulder width, or to the wrist / hand size."""
+    chosen = [p for p in POINTS if p[0] == group and (hand is None or p[1] == hand)]
+    centred, scale = np.zeros((1662, 2 * len(chosen))), np.zeros((1662, 3))
+    for axis in (0, 1):
+        ends = (at('pose', 11), at('pose', 12)) if group == 'body' else (at(hand, 9), at(hand, 0))
+        reference = {ends[0]: 0.5, ends[1]: 0.5} if group == 'body' else {ends[1]: 1.0}
+        scale[ends[0] + axis, axis], scale[ends[1] + axis, axis] = K, -K
+        for index, (_, part, landmark) in enumerate(chosen):
+            centred[at(part, landmark) + axis, 2 * index + axis] += 1
+            for offset, weight in reference.items():
+                centred[offset + axis, 2 * index + axis] -= weight
+    joined = Concatenate()([fixed_dense(scale, [0, 0, EPS])(inputs), fixed_dense(centred)(inputs)])
+    keep = np.vstack([np.zeros((3, centred.shape[1])), K * np.eye(centred.shape[1])])
+    return fixed_dense(keep)(UnitNormalization()(joined))
+
+
+def relative_front_end(inputs):
+    static = Concatenate()([divided(inputs, 'body')] + [divided(inputs, 'shape', hand) for hand in HANDS])
+    blocks, needs = np.zeros((1662, 4)), np.zeros((4, 2 * len(POINTS)))
+    for index, (start, stop, _) in enumerate(PARTS.values()):
+        blocks[start:stop, index] = -K * K
+    for index, (group, part, _) in enumerate(POINTS):
+        for block in ({'pose', part} if group == 'body' else {part}):
+            needs[list(PARTS).index(block), 2 * index:2 * index + 2] = -1
+    unseen = ReLU()(fixed_dense(blocks, np.ones(4))(Multiply()([inputs, inputs])))  # 1: the part is all zeros
+    mask = ReLU()(fixed_dense(needs, np.ones(needs.shape[1]))(unseen))  # 1: every part a value needs is seen
+    static = Multiply()([static, mask])
+    previous = lambda tensor: Cropping1D((0, 1))(ZeroPadding1D((1, 0))(tensor))  # noqa: E731
+    both = ReLU()(Rescaling(1.0, offset=-1.0)(Add()([mask, previous(mask)])))
+    values = Concatenate()([static, Multiply()([Subtract()([static, previous(static)]), both])])
+    size, where = 2 * len(POINTS), {point: index for index, point in enumerate(POINTS)}
+    mirror = np.zeros((2 * size, 2 * size))
+    for index, (group, part, landmark) in enumerate(POINTS):
+        twin = ((group, HANDS[1 - HANDS.index(part)], landmark) if part in HANDS
+                else (group, part, TWIN.get((part, landmark), landmark)))
+        for half in (0, size):
+            mirror[half + 2 * where[twin], half + 2 * index] = -1
+            mirror[half + 2 * where[twin] + 1, half + 2 * index + 1] = 1
+    more_left = GlobalAveragePooling1D()(fixed_dense(np.array([[0], [0], [-K], [K]]))(unseen))
+    flip = ReLU(max_value=1.0)(more_left)  # 1 when the left hand is seen in more frames than the right
+    flip = RepeatVector(inputs.shape[1])(fixed_dense(np.ones((1, 2 * size)))(flip))
+    return Add()([values, Multiply()([Subtract()([fixed_dense(mirror)(values), values]), flip])])
+
+
+# ---- the model ----
+if FEATURES not in ("raw", "relative"):
+    raise ValueError(f"FEATURES = {FEATURES!r}: use 'raw' (the spec's input) or 'relative'")
+if FEATURES == "relative" and NUM_FEATURES != 1662:
+    raise ValueError(f"FEATURES = 'relative' needs the 1662-value frames, the data has {NUM_FEATURES}; use 'raw'")
 tf.keras.utils.set_random_seed(42)
-model = Sequential([
-    Input(shape=(SEQUENCE_LENGTH, NUM_FEATURES)),
+spec_layers = [
     LSTM(64, return_sequences=True, activation='tanh'),
     BatchNormalization(),
     Dropout(0.2),
@@ -237,7 +321,15 @@ model = Sequential([
     Dense(64, activation='relu'),
     Dense(32, activation='relu'),
     Dense(len(ACTIONS), activation='softmax')
-])
+]
+if FEATURES == "raw":
+    model = Sequential([Input(shape=(SEQUENCE_LENGTH, NUM_FEATURES))] + spec_layers)
+else:
+    inputs = Input(shape=(SEQUENCE_LENGTH, NUM_FEATURES))
+    outputs = relative_front_end(inputs)
+    for layer in spec_layers:
+        outputs = layer(outputs)
+    model = Model(inputs, outputs)
 
 model.compile(
     optimizer='adam',
@@ -267,9 +359,14 @@ class PreciseBatchNorm(tf.keras.callbacks.Callback):
         self.chunks = [rows[start:start + chunk] for start in range(0, len(rows), chunk)]
 
     def on_test_begin(self, logs=None):  # fit calls it after the epoch's last step, before validation
-        norms = [layer for layer in self.model.layers if isinstance(layer, BatchNormalization)]
+        layers = self.model.layers
+        norms = [layer for layer in layers if isinstance(layer, BatchNormalization)]
+        first = next(layer for layer in layers if isinstance(layer, LSTM))
         hidden = self.chunks
-        for layer in self.model.layers[:self.model.layers.index(norms[-1]) + 1]:
+        if FEATURES != "raw":  # the fixed front-end's output is the first LSTM's input
+            front_end = Model(self.model.inputs[0], first.input)
+            hidden = [front_end(chunk, training=False) for chunk in hidden]
+        for layer in layers[layers.index(first):layers.index(norms[-1]) + 1]:
             if isinstance(layer, BatchNormalization):
                 values = tf.concat(hidden, axis=0)  # (rows, 30, units), or (rows, units) after the last LSTM
                 mean, variance = tf.nn.moments(values, axes=list(range(values.shape.rank - 1)))

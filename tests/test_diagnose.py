@@ -151,3 +151,17 @@ def test_document_and_code_share_the_rule_codes():
     for spec_row in ("<80% accuracy", "Two signs always confused", "High train, low test (>15% gap)",
                      "Low train AND test", "Predicts one class for everything", "OOM on Colab"):
         assert spec_row in text
+
+
+def test_one_recording_says_what_a_new_person_got_and_what_to_do(monkeypatch):
+    monkeypatch.setitem(diagnose.NEW_PERSON_MEASURED, "raw", 0.39)
+    one = {"recordings": [{"name": "data", "sequences": {"Hello": 30}}], "features": "raw"}
+    [(message, evidence)] = list(diagnose._one_recording(one, {}))
+    assert "measured 39% on a person the model never saw with --features raw" in message
+    assert "--data A --data B" in message and "--features relative" in message and "cv --by recording" in message
+    assert evidence["measured_on_a_new_person"] == 0.39
+    relative = dict(one, features="relative")
+    assert "with --features relative, and" not in next(diagnose._one_recording(relative, {}))[0]
+    two = {"recordings": [{"name": "a"}, {"name": "b"}]}
+    assert not list(diagnose._one_recording(two, {})) and not list(diagnose._one_recording({}, {}))
+    assert diagnose.RULES["ONE_RECORDING"][0] == "info"

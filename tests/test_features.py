@@ -88,12 +88,14 @@ def test_where_and_how_big_the_signer_is_no_longer_matters(real_frames):
 
 def test_a_mirrored_take_gives_the_same_features(real_frames):
     """The more active hand is always on one side: --augment's mirrored copies stay correct."""
+    face_order = preprocess.face_mirror_order(real_frames)  # as --augment pairs the face mesh's landmarks
+    assert face_order[61] == 291 and face_order[13] == 13  # the mouth corners swap, the lips' middle stays
     for sequence in real_frames[:12].astype(np.float64):
         left = np.any(sequence[:, config.block_slice("left_hand")] != 0, axis=-1).sum()
         right = np.any(sequence[:, config.block_slice("right_hand")] != 0, axis=-1).sum()
         if left == right:
             continue  # a tie keeps the sequence as it is, mirrored or not
-        np.testing.assert_allclose(features.relative_numpy(preprocess._mirror(sequence)),
+        np.testing.assert_allclose(features.relative_numpy(preprocess._mirror(sequence, face_order)),
                                    features.relative_numpy(sequence), atol=1e-9)
 
 

@@ -85,14 +85,14 @@ STATE_CELL = (
 )
 
 
-def execute_notebook(root, data_dir, epochs, python=None):
+def execute_notebook(root, data_dir, epochs, python=None, features="raw"):
     """Run the committed notebook headless outside Colab in root (plus STATE_CELL); return the text it
     printed. python: another environment's interpreter to run it in (its own jupyter kernel)."""
     from nbclient import NotebookClient
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     notebook.cells.append(nbformat.v4.new_code_cell(STATE_CELL))
-    env = dict(os.environ, SIGNTRAIN_DATA=data_dir, SIGNTRAIN_EPOCHS=str(epochs))
+    env = dict(os.environ, SIGNTRAIN_DATA=data_dir, SIGNTRAIN_EPOCHS=str(epochs), SIGNTRAIN_FEATURES=features)
     if python:
         path = os.path.join(root, "executed.ipynb")
         nbformat.write(notebook, path)
@@ -233,3 +233,41 @@ def test_notebook_and_package_draw_the_same_batch_orders():
     package = fast.epoch_batches(40, 16, seed=42)  # one pipeline, iterated once an epoch as fit does
     ours = [[int(v) for batch in package for v in batch.numpy()] for _ in range(3)]
     assert theirs == ours and theirs[0] != theirs[1]
+
+
+def _notebook_front_end():
+    """The notebook's relative front-end, from its committed cells (imports, then cell 6 up to the model)."""
+    cells = code_cells(nbformat.read(NOTEBOOK, as_version=4))
+    namespace = {}
+    exec(cells[1].source, namespace)  # the imports cell
+    exec(cells[5].source.split("# ---- the model ----")[0], namespace)
+    return namespace["relative_front_end"]
+
+
+def test_the_notebooks_relative_front_end_computes_the_packages_numbers():
+    from tensorflow import keras
+
+    from conftest import realdata_file
+    from signtrain import features
+
+    frames = np.concatenate([np.load(realdata_file(name))["X"][::11][:15]
+                             for name in ("akadeepanshu_6signs.npz", "ismokedata_6signs.npz")]).astype(np.float32)
+    inputs = keras.Input((config.SEQUENCE_LENGTH, config.NUM_FEATURES))
+    net = keras.Model(inputs, _notebook_front_end()(inputs))
+    assert not net.trainable_weights  # fixed: only the spec's layers train
+    np.testing.assert_allclose(net.predict(frames, verbose=0), features.relative_numpy(frames), atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_notebook_with_relative_features_ships_a_model_for_raw_frames(tmp_path):
+    from tensorflow import keras
+
+    data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=["Hello", "Yes", "No"], sequences=10, seed=4)
+    outputs = execute_notebook(tmp_path, data_dir, epochs=2, features="relative")
+    assert "Test accuracy" in outputs
+    shipped = keras.models.load_model(str(tmp_path / "action_model.h5"))  # plain load_model, no custom objects
+    state = np.load(tmp_path / "state.npz")
+    assert shipped.input_shape == (None, config.SEQUENCE_LENGTH, config.NUM_FEATURES)
+    assert shipped.predict(state["X_test"], verbose=0).shape == (len(state["X_test"]), 3)
+    layers = json.load(open(tmp_path / "layers.json"))
+    assert sum(layer.get("name", "").startswith("lstm") for layer in layers) == 3

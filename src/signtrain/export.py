@@ -231,7 +231,7 @@ def read_test_sequences(run_dir, data_dir=None):
     (args.yaml, or data_dir when it moved): what exports are checked and benchmarked on."""
     import yaml
 
-    from signtrain import config, data
+    from signtrain import config, data, recordings
 
     paths = {name: os.path.join(run_dir, name) for name in (config.MODEL_FILE, config.METRICS_FILE, config.ARGS_FILE)}
     for path in paths.values():
@@ -254,7 +254,7 @@ def read_test_sequences(run_dir, data_dir=None):
                          f"the run trained on")
     X_check, missing = [], []
     for action, name in sequences:
-        folder = os.path.join(data_dir, action, name)
+        folder = recordings.folder_of(data_dir, action, name)
         sequence = data.load_sequence(folder) if os.path.isdir(folder) else "not found"
         if isinstance(sequence, str):
             missing.append(f"{folder} ({sequence})")

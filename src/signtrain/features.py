@@ -34,6 +34,7 @@ FEATURE_SETS = {
 }
 DEFAULT_FEATURES = "raw"
 K = 1e4
+EPSILON = 0.1  # beside K * |d| (~1e3): changes a value by ~EPSILON^2 / (2 K^2 |d|^2), ~1e-8 of it
 BODY_POINTS = (0, 11, 12, 13, 14, 15, 16)  # pose: nose, shoulders, elbows, wrists
 LIP_POINTS = (61, 291, 13, 14)  # face mesh: mouth corners, inner upper and lower lip
 _LEFT_SHOULDER, _RIGHT_SHOULDER = 11, 12
@@ -133,14 +134,18 @@ def relative_numpy(X, mirror=True):
 
 
 def _divided(layers, inputs, name, centred, scale):
-    """Dense(centred) divided by the length of Dense(scale) (2 columns), both (1662, n) matrices."""
+    """Dense(centred) divided by the length of Dense(scale) (2 columns), both (1662, n) matrices.
+
+    A third, constant EPSILON joins the normalized vector: a part that was not seen (all zeros) then
+    gives zeros, not 0 / 0 (TFLite's L2 normalization has no epsilon of its own)."""
     from signtrain.preprocess import fixed
 
     values = fixed(layers.Dense(centred.shape[1], use_bias=False, name=f"{name}_centred"), centred)(inputs)
-    length = fixed(layers.Dense(2, use_bias=False, name=f"{name}_scale"), K * scale)(inputs)
+    length = fixed(layers.Dense(3, name=f"{name}_scale"), np.hstack([K * scale, np.zeros((len(scale), 1))]),
+                   [0.0, 0.0, EPSILON])(inputs)
     unit = layers.UnitNormalization(axis=-1, name=f"{name}_divided")(layers.Concatenate(name=f"{name}_joined")(
         [length, values]))
-    keep = np.vstack([np.zeros((2, centred.shape[1])), K * np.eye(centred.shape[1])])  # drop the scale, undo K
+    keep = np.vstack([np.zeros((3, centred.shape[1])), K * np.eye(centred.shape[1])])  # drop the scale, undo K
     return fixed(layers.Dense(centred.shape[1], use_bias=False, name=f"{name}_values"), keep)(unit)
 
 

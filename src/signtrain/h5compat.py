@@ -28,6 +28,8 @@ _KERAS3_ONLY = {
 # Arguments that mean something else per layer: an LSTM's seed only seeds its dropout masks
 # (Keras 2 LSTMs take none), a Dropout's seed exists in both.
 _DROP_FOR = {"LSTM": {"seed"}}
+# Per layer, Keras-3-only arguments with the value Keras 2 always uses: dropped at that value, refused otherwise.
+_KERAS3_ONLY_FOR = {"ZeroPadding1D": {"data_format": "channels_last"}}
 # Initializer arguments Keras 2 understands; Keras 3 adds e.g. input_axes/output_axes (None).
 _INITIALIZER_KEYS = {"seed", "gain", "mean", "stddev", "minval", "maxval", "scale", "mode", "distribution", "value"}
 _COMMON = {"name", "trainable", "dtype"}
@@ -96,6 +98,10 @@ def _layer_config(class_name, config):
                 raise NotPortable(f"layer {config.get('name')} ({class_name}) sets {key}={value!r}")
             continue
         if key in _DROP_FOR.get(class_name, ()):
+            continue
+        if key in _KERAS3_ONLY_FOR.get(class_name, {}):
+            if value != _KERAS3_ONLY_FOR[class_name][key]:
+                raise NotPortable(f"layer {config.get('name')} ({class_name}) sets {key}={value!r}")
             continue
         if key not in KNOWN_LAYERS[class_name]:
             raise NotPortable(f"layer {config.get('name')} ({class_name}) has the argument {key!r}, not tested in "

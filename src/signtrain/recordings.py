@@ -32,13 +32,26 @@ def _is_tree(folder):
     return any(data._has_sequence_folders(os.path.join(folder, name)) for name in names)
 
 
+def _subfolders(folder):
+    return sorted(os.path.join(folder, name) for name in os.listdir(folder)
+                  if os.path.isdir(os.path.join(folder, name)) and not data._is_ignored(name))
+
+
+def _tree_in(folder):
+    """folder when it is an MP_Data tree, its only sub-folder when that is one (bob/MP_Data), else None."""
+    if _is_tree(folder):
+        return folder
+    inner = _subfolders(folder)
+    return inner[0] if len(inner) == 1 and _is_tree(inner[0]) else None
+
+
 def _trees_inside(folder):
-    """Sub-folders that are MP_Data trees, when every sub-folder is one (a folder of recordings)."""
-    subfolders = sorted(os.path.join(folder, name) for name in os.listdir(folder)
-                        if os.path.isdir(os.path.join(folder, name)) and not data._is_ignored(name))
+    """The MP_Data trees of a folder of recordings (every sub-folder one person's tree), else []."""
+    subfolders = _subfolders(folder)
     if len(subfolders) < 2 or _is_tree(folder):
         return []
-    return subfolders if all(_is_tree(path) for path in subfolders) else []
+    trees = [_tree_in(path) for path in subfolders]
+    return trees if all(trees) else []
 
 
 def names(data_dirs):
@@ -101,15 +114,26 @@ def load(data_dirs, actions=None, aliases=(), any_layout=False, use_cache=True):
         X=np.concatenate([part.X for part in parts]),
         y=np.concatenate([labels[part.y] for labels, part in zip(label_of, parts)]),
         actions=order,
-        # "recording/sequence": unique across recordings (args.yaml's split names them so).
-        sequences=[(folders[action], f"{name}/{sequence}") for name, part, folders in
-                   zip(recording_names, parts, matched) for action, sequence in part.sequences],
+        # (the folder as on disk, "recording/sequence"): unique across recordings (args.yaml's split
+        # names them so), and found again with folder_of.
+        sequences=[(folder, f"{name}/{sequence}") for name, part in zip(recording_names, parts)
+                   for folder, sequence in part.sequences],
         skipped=[dict(skip, recording=name) for name, part in zip(recording_names, parts) for skip in part.skipped],
         notes=[note for part in parts for note in part.notes],
         layout_problem=next((part.layout_problem for part in parts if part.layout_problem), None),
         recordings=recording_names,
         recording=np.concatenate([np.full(len(part.y), index) for index, part in enumerate(parts)]),
     )
+
+
+def folder_of(data_dirs, action, sequence):
+    """The sequence folder of a Dataset.sequences entry, for one --data folder or several."""
+    folders = expand(data_dirs)
+    if len(folders) == 1:
+        return os.path.join(folders[0], action, sequence)
+    recording, _, take = sequence.partition("/")
+    by_name = dict(zip(names(folders), folders))
+    return os.path.join(by_name.get(recording, os.path.join("<no recording named>", recording)), action, take)
 
 
 def summary(dataset):
@@ -122,9 +146,9 @@ def summary(dataset):
 
 
 def format_summary(dataset):
-    """The data check's lines about where the sequences come from."""
+    """The data check's lines about where the sequences come from ("" for one folder)."""
     if not dataset.recordings:
-        return "recordings: 1 (one person or one sitting: see `signtrain cv --by recording` for a new person)"
+        return ""
     lines = [f"recordings: {len(dataset.recordings)}"]
     for entry in summary(dataset):
         counts = ", ".join(f"{action} {count}" for action, count in entry["sequences"].items())

@@ -392,8 +392,9 @@ def train(settings, resume_dir=None):
     settings = _resolved(settings)
     dataset = load_data(settings)
     data_check = check.summarize(dataset)
+    if dataset.recordings:
+        print(recordings.format_summary(dataset))
     print(check.format_report(data_check))
-    print(recordings.format_summary(dataset))
     if check.errors(data_check):
         raise ValueError("; ".join(f"{p['message']} (fix: {p['fix']})" for p in check.errors(data_check)))
     if resume_dir:  # the rows the run started with, whatever was added since: no test row is ever trained on
