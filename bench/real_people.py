@@ -14,7 +14,6 @@ through signtrain's own TrainSettings; one table per part, mean +- sd over the s
 epoch, and the issue's verdict lines. --quick (CI): 2 epochs, 1 seed, 2 folds: numbers mean nothing.
 """
 
-import argparse
 import datetime
 import json
 import os
@@ -29,7 +28,7 @@ sys.path.insert(0, os.path.join(REPO, "src"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from real_signers import quietly, run_all  # noqa: E402
+from real_signers import quietly, realdata_parser, run_all  # noqa: E402
 from signtrain import data, evaluate  # noqa: E402
 from signtrain.config import DEFAULT_SEED  # noqa: E402
 
@@ -174,9 +173,34 @@ def verdicts(means, kfold):
     return "\n".join(lines)
 
 
+def report(results, tasks, parts, configs, curve_configs, seeds, args, seconds):
+    from signtrain.train import versions
+
+    print(f"\n# People the model never saw ({datetime.date.today()})\n")
+    print(f"versions: {json.dumps({k: v for k, v in versions().items() if k != 'platform'})}; epochs {args.epochs}, "
+          f"folds {args.folds}, seeds {seeds}{' (QUICK: numbers mean nothing)' if args.quick else ''}; "
+          f"{len(tasks)} tasks, {seconds:.0f} s with --jobs {args.jobs}\n")
+    means, kfold = {}, None
+    titles = {"a": ("(a) hello/no/thanks/yes, leave one signer out of three (chance 25%)", FOUR_SIGNS, FOUR_SIGNERS),
+              "b": ("(b) hello/iloveyou/thanks, leave one signer out of six (chance 33%)", THREE_SIGNS, SIX_SIGNERS)}
+    for part in ("a", "b"):
+        if part in parts:
+            table, means[part] = loo_table(results, tasks, configs, *titles[part][1:])
+            print(f"## {titles[part][0]}\n\n{table}\n")
+    if "curve" in parts:
+        print("## (b) accuracy on a held-out person against the number of people trained on\n\n"
+              f"{curve_table(results, tasks, curve_configs)}\n")
+    if "c" in parts:
+        table, kfold = kfold_table(results, tasks, configs)
+        print(f"## (c) {args.folds}-fold within one recording (seed {DEFAULT_SEED})\n\n{table}\n")
+    print("Cells: mean +- sd over the seeds (per held-out signer), and of the per-seed mean over signers.\n")
+    verdict = verdicts(means, kfold)
+    if verdict:
+        print("## Verdicts\n\n" + verdict)
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--realdata", default=os.path.join(os.path.dirname(REPO), "shared", "realdata"))
+    parser = realdata_parser(__doc__)
     parser.add_argument("--parts", default="a,b,curve,c", help="comma-separated subset of a, b, curve, c")
     parser.add_argument("--configs", default=";".join(CONFIGURATIONS),
                         help=f"semicolon-separated subset of: {'; '.join(CONFIGURATIONS)}")
@@ -206,32 +230,6 @@ def main():
     started = time.perf_counter()
     results = run_all(run_task, tasks, args.jobs)
     report(results, tasks, parts, configs, curve_configs, seeds, args, time.perf_counter() - started)
-
-
-def report(results, tasks, parts, configs, curve_configs, seeds, args, seconds):
-    from signtrain.train import versions
-
-    print(f"\n# People the model never saw ({datetime.date.today()})\n")
-    print(f"versions: {json.dumps({k: v for k, v in versions().items() if k != 'platform'})}; epochs {args.epochs}, "
-          f"folds {args.folds}, seeds {seeds}{' (QUICK: numbers mean nothing)' if args.quick else ''}; "
-          f"{len(tasks)} tasks, {seconds:.0f} s with --jobs {args.jobs}\n")
-    means, kfold = {}, None
-    titles = {"a": ("(a) hello/no/thanks/yes, leave one signer out of three (chance 25%)", FOUR_SIGNS, FOUR_SIGNERS),
-              "b": ("(b) hello/iloveyou/thanks, leave one signer out of six (chance 33%)", THREE_SIGNS, SIX_SIGNERS)}
-    for part in ("a", "b"):
-        if part in parts:
-            table, means[part] = loo_table(results, tasks, configs, *titles[part][1:])
-            print(f"## {titles[part][0]}\n\n{table}\n")
-    if "curve" in parts:
-        print("## (b) accuracy on a held-out person against the number of people trained on\n\n"
-              f"{curve_table(results, tasks, curve_configs)}\n")
-    if "c" in parts:
-        table, kfold = kfold_table(results, tasks, configs)
-        print(f"## (c) {args.folds}-fold within one recording (seed {DEFAULT_SEED})\n\n{table}\n")
-    print("Cells: mean +- sd over the seeds (per held-out signer), and of the per-seed mean over signers.\n")
-    verdict = verdicts(means, kfold)
-    if verdict:
-        print("## Verdicts\n\n" + verdict)
 
 
 if __name__ == "__main__":

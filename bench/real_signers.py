@@ -91,6 +91,13 @@ def run_task(task):
     return result
 
 
+def realdata_parser(doc):
+    """The argument parser of a benchmark on ../shared/realdata (bench/real_people.py, stability.py too)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--realdata", default=os.path.join(os.path.dirname(REPO), "shared", "realdata"))
+    return parser
+
+
 def run_all(run, tasks, jobs):
     """{task: run(task)}, `jobs` tasks at a time, each in its own process (bench/stability.py too)."""
     if jobs <= 1:
@@ -104,8 +111,7 @@ def run_all(run, tasks, jobs):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--realdata", default=os.path.join(os.path.dirname(REPO), "shared", "realdata"))
+    parser = realdata_parser(__doc__)
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=1, help="trainings per cross-signer cell (seeds 42, 43, ...)")

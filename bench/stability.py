@@ -13,7 +13,6 @@ validation swing (sd of validation accuracy over the last 10 epochs). The verdic
 meaningless.
 """
 
-import argparse
 import datetime
 import json
 import os
@@ -28,7 +27,7 @@ sys.path.insert(0, os.path.join(REPO, "src"))
 sys.path.insert(0, os.path.join(REPO, "bench"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from real_signers import quietly, run_all, write_signers  # noqa: E402
+from real_signers import quietly, realdata_parser, run_all, write_signers  # noqa: E402
 from realdata_runs import unpack  # noqa: E402
 from signtrain import diagnose, synth  # noqa: E402
 from signtrain.train import TrainSettings, train, versions  # noqa: E402
@@ -116,8 +115,7 @@ def format_report(rows, seeds):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--realdata", default=os.path.join(os.path.dirname(REPO), "shared", "realdata"))
+    parser = realdata_parser(__doc__)
     parser.add_argument("--seeds", default="42,1,2,3,4,5")
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--datasets", default="demo,lujamanandhar,cross-signer", help=f"of {', '.join(DATASETS)}")
