@@ -19,7 +19,7 @@ RUN_FILES = [
 ]
 METRICS_KEYS = [
     "test_accuracy", "test_loss", "best_val_accuracy", "epochs_run", "n_train", "n_val", "n_test", "actions",
-    "per_class", "confusion_matrix", "skipped_sequences", "train_seconds", "seed", "versions",
+    "per_class", "confusion_matrix", "skipped_sequences", "train_seconds", "seed", "versions", "features", "recordings",
 ]
 
 
@@ -39,7 +39,7 @@ def test_metrics_json(short_run):
     for key in METRICS_KEYS:
         assert key in metrics, key
     assert metrics["actions"] == list(config.SPEC_ACTIONS)
-    assert metrics["epochs_run"] == 3 and metrics["seed"] == 7
+    assert metrics["epochs_run"] == 3 and metrics["seed"] == 7 and metrics["features"] == "raw"
     # 99 usable sequences: 10 test (stratified, one each), 89 train of which Keras' validation_split
     # keeps floor(89 * 0.85) = 75 for fitting and 14 for validation.
     assert (metrics["n_test"], metrics["n_train"], metrics["n_val"]) == (10, 75, 14)
@@ -53,7 +53,9 @@ def test_metrics_json(short_run):
     # 3 epochs learn next to nothing: the run says so itself, pointing at the document.
     codes = {item["code"] for item in metrics["diagnostics"]}
     assert "LOW_ACCURACY" in codes and codes <= {"LOW_ACCURACY", "NOT_LEARNING", "ONE_CLASS", "OVERFITTING",
-                                                 "CONFUSED_PAIR"}
+                                                 "CONFUSED_PAIR", "ONE_RECORDING"}
+    assert "ONE_RECORDING" in codes and metrics["recordings"] == [
+        {"name": "data", "sequences": {action: 10 - (action == "Stop") for action in config.SPEC_ACTIONS}}]
     assert all(item["section"].startswith("ml/troubleshooting_training.md#") for item in metrics["diagnostics"])
     assert metrics["data_check"]["actions"]["Stop"]["skipped"] == 1
     with open(os.path.join(run_dir, "results.csv")) as handle:

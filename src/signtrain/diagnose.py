@@ -18,7 +18,7 @@ UNSTABLE_SWING = 0.10
 DOC = "ml/troubleshooting_training.md"
 # Accuracy on a person the model never saw, measured on public recordings by strangers
 # (bench/results/real_people.md, part (a): 4 signs, trained on two people, tested on a third).
-NEW_PERSON_MEASURED = {"raw": None, "relative": None}
+NEW_PERSON_MEASURED = {"raw": 0.447, "relative": 0.719}
 NEW_PERSON_RESULTS = "bench/results/real_people.md"
 
 
