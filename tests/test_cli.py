@@ -118,7 +118,7 @@ def test_a_second_run_never_overwrites_the_first(short_run, capsys):
 def test_errors_are_one_clear_line(tmp_path, capsys):
     assert cli.main(["train", "--data", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "does not exist" in err and "Traceback" not in err
+    assert err.startswith("error: ") and "does not exist" in err and err.count("\n") == 1  # one line
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["train", "--data", "x", "--epochs", "many"])
     assert exit_info.value.code == 2
