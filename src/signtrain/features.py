@@ -26,7 +26,7 @@ import numpy as np
 
 from signtrain import config
 
-# What `--features` may name: (description, number of values per frame into the first LSTM or None: as the data).
+# What `--features` may name, and what the first LSTM then sees (the CLI help shows these words).
 FEATURE_SETS = {
     "raw": "the frame as recorded (the spec's input)",
     "relative": "body and hands relative to the shoulders, hand shapes, a few lip points, motion; mirrored to "
@@ -107,23 +107,21 @@ def relative_numpy(X, mirror=True):
     xy = lambda part, landmark: X[..., _offset(part, landmark):_offset(part, landmark) + 2]  # noqa: E731
     left, right = xy("pose", _LEFT_SHOULDER), xy("pose", _RIGHT_SHOULDER)
     centre, width = (left + right) / 2, np.linalg.norm(left - right, axis=-1, keepdims=True)
+    # Per value: every block it needs is seen (its x and y share the point's mask).
+    masks = np.repeat(np.stack([np.all([seen[block] for block in _needs(point)], axis=0) for point in points()],
+                               axis=-1), 2, axis=-1)
     columns = []
-    for point in points():
-        group, part, landmark = point
+    for group, part, landmark in points():
         if group == "body":
             value = (xy(part, landmark) - centre) / np.where(width > 0, width, 1)
         else:
             wrist = xy(part, _WRIST)
             size = np.linalg.norm(xy(part, _MIDDLE_BASE) - wrist, axis=-1, keepdims=True)
             value = (xy(part, landmark) - wrist) / np.where(size > 0, size, 1)
-        mask = np.all([seen[block] for block in _needs(point)], axis=0)
-        columns.append(np.where(mask[..., None], value, 0))
-    static = np.concatenate(columns, axis=-1)
-    previous = np.concatenate([np.zeros_like(static[..., :1, :]), static[..., :-1, :]], axis=-2)
-    masks = np.concatenate([np.repeat(np.all([seen[b] for b in _needs(p)], axis=0)[..., None], 2, axis=-1)
-                            for p in points()], axis=-1)
-    both = masks & np.concatenate([np.zeros_like(masks[..., :1, :]), masks[..., :-1, :]], axis=-2)
-    out = np.concatenate([static, np.where(both, static - previous, 0)], axis=-1)
+        columns.append(value)
+    static = np.where(masks, np.concatenate(columns, axis=-1), 0)
+    earlier = lambda values: np.concatenate([np.zeros_like(values[..., :1, :]), values[..., :-1, :]], axis=-2)  # noqa: E731
+    out = np.concatenate([static, np.where(masks & earlier(masks), static - earlier(static), 0)], axis=-1)
     if mirror:
         flip = seen["left_hand"].sum(axis=-1) > seen["right_hand"].sum(axis=-1)  # per sequence
         out = np.where(flip[..., None, None], out @ mirror_matrix(), out)
