@@ -187,10 +187,11 @@ def build_parser():
     _add_data_flags(evaluate)
     _add_alias_flag(evaluate)
 
-    cv = commands.add_parser("cv", help="repeated stratified K-fold cross-validation",
+    cv = commands.add_parser("cv", help="cross-validation: K-fold, or leave-one-recording-out (--by recording)",
                              description="Train the spec's model K times (x R repeats), each fold the test split "
-                                         "once; prints the mean test accuracy with a 95%% interval and per-sign "
-                                         "recall; writes cv.json to runs/cv/exp...")
+                                         "once, or with --by recording once per --data recording, tested on it and "
+                                         "trained on the others; prints each result and the mean with a 95% "
+                                         "interval and per-sign recall; writes cv.json to runs/cv/exp...")
     _add_data_flags(cv, several=True)
     _add_training_flags(cv)
     _add_alias_flag(cv)
