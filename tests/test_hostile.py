@@ -157,6 +157,26 @@ def test_evaluate_refuses_frames_of_another_width_naming_both(short_run, capsys,
     assert code == 2 and "have 258 values" in output and "takes 1662" in output
 
 
+def test_a_read_only_run_folder_is_refused_before_converting_or_scoring(short_run, capsys, tmp_path, monkeypatch):
+    from signtrain import export
+
+    _, run_dir, data_dir = short_run
+    copy = _copy_run(run_dir, tmp_path)
+    before = sorted(os.listdir(copy))
+    converted = []
+    monkeypatch.setattr(export, "export_and_check", lambda *args, **kwargs: converted.append(args))
+
+    def read_only(*args, dir=None, **kwargs):  # what a read-only folder does (tests may run as root)
+        raise PermissionError(13, "Permission denied", dir)
+
+    monkeypatch.setattr(export.tempfile, "mkstemp", read_only)
+    for argv in (["export", str(copy), "--format", "onnx"], ["evaluate", "--model", str(copy), "--data", data_dir]):
+        code, output = run(capsys, *argv)
+        assert code == 2 and f"cannot write into {str(copy)!r} (Permission denied)" in output
+        assert f"signtrain {argv[0]} writes its result; nothing was done" in output and "chmod u+w" in output
+    assert not converted and sorted(os.listdir(copy)) == before
+
+
 def test_two_runs_cannot_claim_the_same_out_folder(tmp_path):
     from signtrain.train import CLAIM_FILE, _release, prepare_run_dir
 

@@ -260,6 +260,8 @@ def _evaluate(args):
     for name in (config.MODEL_FILE, config.ACTIONS_FILE):
         if not os.path.exists(os.path.join(args.model, name)):
             raise FileNotFoundError(f"{os.path.join(args.model, name)} not found: --model takes a finished run folder")
+    folder = os.path.join(args.model, "evaluations")
+    export.require_writable(folder if os.path.isdir(folder) else args.model, "signtrain evaluate")
     actions_path = os.path.join(args.model, config.ACTIONS_FILE)
     model_path = os.path.join(args.model, config.MODEL_FILE)
     actions = infer.read_actions(actions_path)
@@ -275,7 +277,6 @@ def _evaluate(args):
                          f"(the layout it was trained on): evaluate it on a recording in that layout")
     result = evaluate.evaluate_recording(model, actions, recording)
     print(evaluate.format_recording_result(result))
-    folder = os.path.join(args.model, "evaluations")
     os.makedirs(folder, exist_ok=True)
     stem = evaluate.name_key(os.path.basename(os.path.normpath(args.data))) or "data"
     path, index = os.path.join(folder, f"{stem}.json"), 2

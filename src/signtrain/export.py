@@ -7,6 +7,7 @@ interrupted run leaves either the old file or the new one, never a truncated mod
 import json
 import os
 import shutil
+import tempfile
 
 import numpy as np
 
@@ -269,11 +270,25 @@ def read_test_sequences(run_dir, data_dir=None):
     return np.stack(X_check), metrics
 
 
+def require_writable(folder, command):
+    """Refuse at once, before any converting or scoring, when folder cannot take a new file."""
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".signtrain_probe_", dir=folder)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as error:
+        raise PermissionError(f"cannot write into {folder!r} ({error.strerror or error}), where {command} writes its "
+                              f"result; nothing was done. Make it writable (chmod u+w {folder!r}) or copy the run "
+                              f"folder to a disk you can write to and run it there") from None
+
+
 def export_run(run_dir, formats, data_dir=None):
     """`signtrain export RUN_DIR --format ...`: export a finished run's action_model.h5, check it on the
     run's own test sequences (read again from its data folder) and record it in metrics.json."""
     from signtrain import config, model as model_lib
 
+    if os.path.isdir(run_dir):
+        require_writable(run_dir, "signtrain export")
     X_check, metrics = read_test_sequences(run_dir, data_dir)
     model = model_lib.load_model(os.path.join(run_dir, config.MODEL_FILE))
     records = export_and_check(model, run_dir, formats, X_check)
