@@ -119,8 +119,7 @@ def cross_validate(settings, folds=5, repeats=1, out=None, by="fold"):
         for index, (name, train_idx, test_idx) in enumerate(splits):
             result, matrix, recall = _train_and_score(dataset, settings, strategy, index, train_idx, test_idx)
             low, high = result["test_accuracy_ci95"]
-            results.append({("recording" if by == "recording" else "fold"): name if by == "recording" else index,
-                            **result})
+            results.append(dict({"recording": name} if by == "recording" else {"fold": index}, **result))
             recalls.append(recall)
             pooled += matrix
             print(f"{'held out ' if by == 'recording' else ''}{name} ({index + 1}/{len(splits)}): test accuracy "

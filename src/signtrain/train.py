@@ -218,12 +218,12 @@ def default_verbose():
 def load_data(settings):
     """The dataset of --data: one MP_Data folder (in memory or --stream), or several recordings."""
     folders = recordings.expand(settings.data)
-    if len(folders) == 1:
-        return data.load_dataset(folders[0], settings.actions, any_layout=settings.any_layout, stream=settings.stream)
-    if settings.stream:
+    if not settings.stream:
+        return recordings.load(folders, settings.actions, settings.aliases or (), settings.any_layout)
+    if len(folders) > 1:
         raise ValueError(f"--stream reads one --data folder, {len(folders)} recordings were given; train them in "
                          f"memory (drop --stream) or put them in one MP_Data folder")
-    return recordings.load(folders, settings.actions, settings.aliases or (), settings.any_layout)
+    return data.load_dataset(folders[0], settings.actions, any_layout=settings.any_layout, stream=True)
 
 
 def _check_options(settings, dataset):
