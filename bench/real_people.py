@@ -14,6 +14,7 @@ through signtrain's own TrainSettings; one table per part, mean +- sd over the s
 epoch, and the issue's verdict lines. --quick (CI): 2 epochs, 1 seed, 2 folds: numbers mean nothing.
 """
 
+import contextlib
 import datetime
 import json
 import os
@@ -44,6 +45,18 @@ CONFIGURATIONS = {
     "--features relative": {"features": "relative"},
     "--features relative --augment": {"features": "relative", "augment": True},
     "--features relative --monitor val_loss": {"features": "relative", "monitor": "val_loss"},
+    # Front-end variants the issue asks to measure before settling (bench only: see `variant`).
+    "relative, no lip points": {"features": "relative", "variant": "no lips"},
+    "relative, 8 lip points": {"features": "relative", "variant": "8 lips"},
+    "relative, only the wrists placed on the body": {"features": "relative", "variant": "wrists only"},
+}
+# Front-end variants: features' point lists as they would be written in signtrain.features.
+VARIANTS = {
+    "no lips": {"LIP_POINTS": ()},
+    # + outer upper and lower lip, inner mouth corners
+    "8 lips": {"LIP_POINTS": (61, 291, 13, 14, 0, 17, 78, 308),
+               "_LIP_MIRROR": {61: 291, 291: 61, 13: 13, 14: 14, 0: 0, 17: 17, 78: 308, 308: 78}},
+    "wrists only": {"HAND_BODY_POINTS": (0,)},
 }
 BEST = "--features relative"  # the option the README recommends; the verdicts are its
 
@@ -61,6 +74,30 @@ def write_recording(realdata, name, signs, out_dir):
                            [str(index) for index in range(len(rows))])
 
 
+@contextlib.contextmanager
+def variant(name):
+    """signtrain.features with a variant's point lists for one training (and back afterwards: a
+    worker process runs several tasks). The sizes follow from the lists, as in the module."""
+    from signtrain import features
+
+    changes = dict(VARIANTS[name]) if name else {}
+    saved = {key: getattr(features, key) for key in ("LIP_POINTS", "_LIP_MIRROR", "points", "STATIC_SIZE",
+                                                     "OUTPUT_SIZE")}
+    hands_on_body = changes.pop("HAND_BODY_POINTS", None)
+    for key, value in changes.items():
+        setattr(features, key, value)
+    if hands_on_body is not None:
+        features.points = lambda: [p for p in saved["points"]() if p[0] != "body" or p[1] in ("pose", "face")
+                                   or p[2] in hands_on_body]
+    features.STATIC_SIZE = 2 * len(features.points())
+    features.OUTPUT_SIZE = 2 * features.STATIC_SIZE
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            setattr(features, key, value)
+
+
 def run_task(task):
     """One task in its own temporary folder: ("loo", signs, held-out, trained-on, ...) or ("kfold", ...)."""
     from signtrain.crossval import cross_validate
@@ -68,7 +105,7 @@ def run_task(task):
 
     kind, config, signs, held_out, trained_on, realdata, epochs, folds, seed = task
     options = dict(CONFIGURATIONS[config], seed=seed, epochs=epochs)
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory() as work, variant(options.pop("variant", None)):
         os.chdir(work)
         if kind == "loo":
             folders = [write_recording(realdata, name, signs, os.path.join(work, short(name))) for name in trained_on]

@@ -29,7 +29,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from signtrain import config, data, synth  # noqa: E402
 from signtrain import model as model_lib  # noqa: E402
-from signtrain.train import TrainSettings, _fit, fit_arguments, versions  # noqa: E402
+from signtrain import fitting  # noqa: E402
+from signtrain.train import TrainSettings, versions  # noqa: E402
 
 
 def training_flops_per_sample(sequence_length, num_features, num_actions):
@@ -95,8 +96,8 @@ def run(label, X_train, y_train, X_test, y_test, epochs, patience, fast_path, se
     # statistics cost one inference pass an epoch; bench/stability.py's seconds include it).
     settings = TrainSettings(data="unused", epochs=epochs, fast=fast_path, precise_bn=False)
     if fast_path:
-        history = _fit(net, fit_arguments(X_train, y_train, settings, seed), settings, seed,
-                       epochs=epochs, callbacks=callbacks, verbose=0).history
+        history = fitting.fit(net, fitting.plan_fit(settings, X_train, y_train, seed), epochs=epochs,
+                              callbacks=callbacks, verbose=0).history
     else:  # what a plain script does: the float64 arrays as loaded, validation_split, Keras' loop
         history = net.fit(X_train.astype(np.float64), y_train, validation_split=config.VALIDATION_SPLIT,
                           batch_size=config.DEFAULT_BATCH_SIZE, epochs=epochs, callbacks=callbacks,

@@ -311,10 +311,10 @@ def test_unwritable_or_full_output_is_refused_before_training(tree, tmp_path, ca
     assert code == 2 and "cannot write the run folder" in text and "--out" in text
     assert "Epoch 1" not in text
 
-    from signtrain import train as train_module
+    from signtrain import runfolder
 
     usage = shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(train_module.shutil, "disk_usage", lambda path: usage._replace(free=10 * 2**20))
+    monkeypatch.setattr(runfolder.shutil, "disk_usage", lambda path: usage._replace(free=10 * 2**20))
     code, text = run(capsys, "train", "--data", str(tree), "--out", str(tmp_path / "run"))
     assert code == 2 and "only 10 MB free" in text and "Epoch 1" not in text
 

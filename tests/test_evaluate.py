@@ -88,18 +88,18 @@ def test_train_with_test_data_and_cross_validation(tmp_path, capsys):
 def test_each_fold_validates_on_every_sign_not_the_last_ones(tmp_path, monkeypatch):
     """KFold gives training rows in file order (sign by sign): validation_split's last 15% of them
     would be the last sign only. cross_validate shuffles them first, as train_test_split does."""
-    from signtrain import crossval
+    from signtrain import crossval, fitting
     from signtrain import train as train_lib
 
     data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=["Hello", "Yes", "Please"], sequences=10, seed=3)
     validated = []
-    real_fit = train_lib._fit
+    real_plan = fitting.plan_fit
 
-    def recording_fit(net, arguments, settings, seed, **kwargs):
-        split = data.fit_rows(len(arguments["y"]))
-        validated.append(set(np.argmax(arguments["y"][split:], axis=1).tolist()))
-        return real_fit(net, arguments, settings, seed, **kwargs)
+    def recording_plan(settings, X_train, y_train, seed, *args, **kwargs):
+        split = data.fit_rows(len(y_train))
+        validated.append(set(np.argmax(y_train[split:], axis=1).tolist()))
+        return real_plan(settings, X_train, y_train, seed, *args, **kwargs)
 
-    monkeypatch.setattr(train_lib, "_fit", recording_fit)
+    monkeypatch.setattr(fitting, "plan_fit", recording_plan)
     crossval.cross_validate(train_lib.TrainSettings(data=data_dir, epochs=1), folds=2)
     assert len(validated) == 2 and all(len(signs) >= 2 for signs in validated)

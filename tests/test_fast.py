@@ -7,7 +7,8 @@ from tensorflow import keras
 
 from signtrain import data, fast, synth
 from signtrain import model as model_lib
-from signtrain.train import TrainSettings, _fit, fit_arguments
+from signtrain import fitting
+from signtrain.train import TrainSettings
 
 
 @pytest.mark.parametrize("needs_input_gradient", [True, False])  # BlockLSTMV2 forward / the unrolled loop
@@ -82,7 +83,7 @@ def test_fit_through_the_fast_path_learns_and_ships_a_plain_keras_model(tmp_path
     net = model_lib.compile_model(model_lib.build_model(3))
     settings = TrainSettings(data="unused", fast=True)
     one_hot = data.one_hot(y, 3)
-    history = _fit(net, fit_arguments(X, one_hot, settings, 0), settings, 0, epochs=25, verbose=0).history
+    history = fitting.fit(net, fitting.plan_fit(settings, X, one_hot, 0), epochs=25, verbose=0).history
     assert len(history["loss"]) == 25 and history["loss"][-1] < history["loss"][0]
     # Learned in training mode. Inference-mode accuracy is not asserted on 36 rows and 25 epochs:
     # the BatchNorm moving statistics have had only ~50 updates (momentum 0.99), and Keras' own fit
@@ -185,7 +186,7 @@ def test_a_keras_without_the_internals_falls_back_to_its_own_loop_with_one_warni
     assert fast.missing_private_api() == ["Adam._renamed_in_a_new_keras"]
     with pytest.warns(UserWarning, match=r"Keras internals .*Adam\._renamed_in_a_new_keras.*Keras' own loop"):
         assert fast.available() is False
-    from signtrain.train import _resolved
+    from signtrain.settings import resolved
 
     with pytest.warns(UserWarning):
-        assert _resolved(TrainSettings(data="unused")).fast is False
+        assert resolved(TrainSettings(data="unused")).fast is False

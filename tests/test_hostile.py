@@ -178,20 +178,20 @@ def test_a_read_only_run_folder_is_refused_before_converting_or_scoring(short_ru
 
 
 def test_two_runs_cannot_claim_the_same_out_folder(tmp_path):
-    from signtrain.train import CLAIM_FILE, _release, prepare_run_dir
+    from signtrain.runfolder import CLAIM_FILE, prepare_run_dir, release
 
     out = str(tmp_path / "shared_out")
     first = prepare_run_dir(out)
     assert os.path.exists(os.path.join(first, CLAIM_FILE))
     with pytest.raises(FileExistsError, match="another signtrain run"):
         prepare_run_dir(out)  # the folder is still empty but claimed
-    _release(first)
+    release(first)
     assert os.listdir(first) == []
 
 
 def test_ctrl_c_before_the_first_epoch_leaves_no_folder_that_blocks_the_same_out(small_data, tmp_path, monkeypatch,
                                                                                   capsys):
-    from signtrain import train as train_module
+    from signtrain import fitting
 
     data_dir, before = small_data
     out = str(tmp_path / "run")
@@ -199,7 +199,7 @@ def test_ctrl_c_before_the_first_epoch_leaves_no_folder_that_blocks_the_same_out
     def interrupted_fit(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "_fit", interrupted_fit)
+    monkeypatch.setattr(fitting, "fit", interrupted_fit)
     code, output = run(capsys, "train", "--data", data_dir, "--out", out)
     assert code == 130 and "interrupted before the first epoch ended: nothing to keep" in output
     assert not os.path.exists(out) and snapshot(data_dir) == before
@@ -212,16 +212,16 @@ def _failing_at_epoch(monkeypatch, error, epoch=2):
     """Make every training run raise `error` at the end of `epoch` (after its checkpoint)."""
     from tensorflow import keras
 
-    from signtrain import train as train_module
+    from signtrain import fitting
 
-    real_callbacks = train_module._callbacks
+    real_callbacks = fitting.callbacks
 
     class Fails(keras.callbacks.Callback):
         def on_epoch_end(self, index, logs=None):
             if index + 1 == epoch:
                 raise error
 
-    monkeypatch.setattr(train_module, "_callbacks", lambda *args: real_callbacks(*args) + [Fails()])
+    monkeypatch.setattr(fitting, "callbacks", lambda *args: real_callbacks(*args) + [Fails()])
 
 
 def test_a_full_disk_is_not_called_out_of_memory_and_the_run_resumes(small_data, tmp_path, monkeypatch, capsys):

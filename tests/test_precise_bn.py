@@ -9,7 +9,8 @@ from tensorflow import keras
 
 from signtrain import cli, config, data, precise_bn, synth
 from signtrain import model as model_lib
-from signtrain.train import TrainSettings, _fit, fit_arguments
+from signtrain import fitting
+from signtrain.train import TrainSettings
 
 
 def numpy_statistics(net, X):
@@ -82,7 +83,7 @@ def test_fit_recomputes_before_every_validation_over_the_training_rows_only(fram
         validations = []
         probe = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: validations.append(
             stored_statistics(net)))  # noqa: B023
-        _fit(net, fit_arguments(X, one_hot, settings, 0), settings, 0, epochs=3, verbose=0, callbacks=[probe])
+        fitting.fit(net, fitting.plan_fit(settings, X, one_hot, 0), epochs=3, verbose=0, callbacks=[probe])
         results[precise] = (net, validations)
     net, validations = results[True]
     split = data.fit_rows(len(X))
@@ -150,7 +151,7 @@ def test_no_precise_bn_trains_exactly_the_plain_recipe(frames, fast_path):
         net = model_lib.compile_model(model_lib.build_model(4))
         settings = TrainSettings(data="unused", fast=fast_path, precise_bn=False)
         if through_fit:
-            _fit(net, fit_arguments(X, one_hot, settings, 5), settings, 5, epochs=2, verbose=0)
+            fitting.fit(net, fitting.plan_fit(settings, X, one_hot, 5), epochs=2, verbose=0)
         elif fast_path:
             split = data.fit_rows(len(X))
             fast.install(net)

@@ -142,12 +142,13 @@ def test_face_mirror_pairs_on_real_mediapipe_meshes():
 
 
 def test_augmented_training_never_sees_the_validation_rows(frames):
-    from signtrain.train import TrainSettings, fit_arguments
+    from signtrain.fitting import plan_fit
+    from signtrain.train import TrainSettings
 
     y = np.eye(2)[np.arange(len(frames)) % 2]
-    plain = fit_arguments(frames, y, TrainSettings(data="x"), seed=0)
-    assert plain["validation_split"] == 0.15 and plain["x"] is frames
-    arguments = fit_arguments(frames, y, TrainSettings(data="x", augment=True), seed=0)
+    plain = plan_fit(TrainSettings(data="x", fast=False, reshuffle=False), frames, y, seed=0)
+    assert plain.path == "spec" and plain.inputs["validation_split"] == 0.15 and plain.inputs["x"] is frames
+    arguments = plan_fit(TrainSettings(data="x", augment=True, fast=False, reshuffle=False), frames, y, seed=0).inputs
     X_val, _ = arguments["validation_data"]
     split = int(len(frames) * 0.85)
     np.testing.assert_array_equal(X_val, frames[split:])  # the rows validation_split=0.15 would take

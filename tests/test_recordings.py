@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from signtrain import cli, crossval, recordings, synth
+from signtrain import cli, crossval, fitting, recordings, synth
 from signtrain import train as train_lib
 
 
@@ -78,13 +78,13 @@ def test_cv_by_recording_tests_each_person_on_a_model_trained_on_the_others(two_
                                                                             capsys):
     alice, bob = two_people
     trained_on = []
-    real_arguments = train_lib.fit_arguments
+    real_plan = fitting.plan_fit
 
-    def spy(X_train, y_train, settings, seed):
+    def spy(settings, X_train, y_train, seed, *args, **kwargs):
         trained_on.append(len(X_train))
-        return real_arguments(X_train, y_train, settings, seed)
+        return real_plan(settings, X_train, y_train, seed, *args, **kwargs)
 
-    monkeypatch.setattr(train_lib, "fit_arguments", spy)
+    monkeypatch.setattr(fitting, "plan_fit", spy)
     assert cli.main(["cv", "--data", alice, "--data", bob, "--by", "recording", "--epochs", "1",
                      "--out", str(tmp_path / "cv")]) == 0
     out = capsys.readouterr().out

@@ -10,55 +10,14 @@ import sys
 
 import numpy as np
 
-from signtrain import config
-from signtrain.features import DEFAULT_FEATURES, FEATURE_SETS
+from signtrain import config, settings
 
 DEMO_DATA_DIR = os.path.join("runs", "demo_data", "MP_Data")
 DEMO_MARKER = ".signtrain_synth.json"
 
 
-def _whole_number(minimum=0, maximum=None):
-    """An argparse type: a whole number in [minimum, maximum], refused at once with the bounds
-    (argparse names the flag). The seed's maximum is 2**32 - 1: what numpy and scikit-learn take."""
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r} (e.g. 50)") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            bounds = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
-            raise argparse.ArgumentTypeError(f"expected a whole number {bounds}, got {value}")
-        return value
-
-    return parse
-
-
-_non_negative = _whole_number(0)
-_at_least_one = _whole_number(1)
-_seed = _whole_number(0, 2**32 - 1)
-
-
-def _action_list(text):
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError('expected folder names separated by commas, e.g. --actions "Hello,Yes,No"')
-    return names
-
-
-def _format_list(text):
-    from signtrain.export import parse_formats
-
-    try:
-        return parse_formats(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _add_export_flag(parser):
-    parser.add_argument("--export", type=_format_list, default=None, metavar="FORMAT,...",
-                        help="also write the model as onnx, tflite and/or savedmodel (comma-separated), each "
-                             "checked against the Keras model on the test sequences; see signtrain export")
+_at_least_one = settings.whole_number(1)
+_seed = settings.whole_number(0, 2**32 - 1)
 
 
 def _add_data_flags(parser, data_required=True, several=False):
@@ -71,101 +30,72 @@ def _add_data_flags(parser, data_required=True, several=False):
     else:
         parser.add_argument("--data", required=data_required, metavar="DIR",
                             help="the MP_Data folder: DIR/<Action>/<sequence>/<frame>.npy, frames of 1662 values")
-    parser.add_argument("--any-layout", action="store_true",
-                        help="accept frames that are not the 1662-value [pose, face, left hand, right hand] "
-                             "contract (e.g. 258 values without the face); the live app must then feed the same")
-
-
-def _add_training_flags(parser):
-    parser.add_argument("--out", metavar="DIR", default=None,
-                        help=f"run folder to create (must be new or empty); default: the next "
-                             f"{config.DEFAULT_RUNS_DIR}/exp, exp2, ... so no run is ever overwritten")
-    parser.add_argument("--epochs", type=_at_least_one, default=config.DEFAULT_EPOCHS, metavar="N",
-                        help=f"most epochs to train (default {config.DEFAULT_EPOCHS}); early stopping usually ends sooner")
-    parser.add_argument("--patience", type=_non_negative, default=config.DEFAULT_PATIENCE, metavar="N",
-                        help=f"stop after N epochs without a better validation accuracy and keep the best "
-                             f"(default {config.DEFAULT_PATIENCE})")
-    parser.add_argument("--batch-size", type=_at_least_one, default=config.DEFAULT_BATCH_SIZE, metavar="N",
-                        help=f"sequences per training step (default {config.DEFAULT_BATCH_SIZE}; try 8 if memory runs out)")
-    parser.add_argument("--seed", type=_seed, default=config.DEFAULT_SEED, metavar="N",
-                        help=f"random seed of the 90/10 split and the weights (default {config.DEFAULT_SEED})")
-    _add_actions_flag(parser)
-    parser.add_argument("--normalize", action="store_true",
-                        help="opt-in: make keypoints relative to the shoulders and scaled by shoulder width, as "
-                             "layers inside the saved model (the live app still feeds raw frames)")
-    parser.add_argument("--features", choices=tuple(FEATURE_SETS), default=DEFAULT_FEATURES,
-                        help="what the network sees of each frame, computed by fixed layers inside the saved model "
-                             "(the live app still feeds raw frames): "
-                             + "; ".join(f"{name}: {text}" for name, text in FEATURE_SETS.items())
-                             + f" (default {DEFAULT_FEATURES})")
-    parser.add_argument("--augment", action="store_true",
-                        help="opt-in: add 2 altered copies of every training sequence (half mirrored to the other "
-                             "hand, small rotation/scale/shift, time warp, dropped frames); validation and test "
-                             "sequences are never altered")
-    parser.add_argument("--no-fast", dest="fast", action="store_false", default=None,
-                        help="train with Keras' own LSTM loop. Default without a GPU: the same model, weights and "
-                             "math, ~2.6x faster per epoch (input projections as one product over all steps, "
-                             "hand-written backward pass); with a GPU: Keras' cuDNN kernel either way")
-    parser.add_argument("--no-precise-bn", dest="precise_bn", action="store_false", default=True,
-                        help="the spec's plain recipe: BatchNorm keeps only its moving averages. Default: before "
-                             "every validation each BatchNorm layer's statistics are recomputed exactly over the "
-                             "training rows (same layers and weights; a stable model whatever the seed)")
-    parser.add_argument("--monitor", choices=tuple(config.MONITOR_MODES), default=config.MONITOR,
-                        help=f"what early stopping and the checkpoint watch (default {config.MONITOR}, the spec's). "
-                             f"Opt-in val_loss: a finer signal than the accuracy on a few dozen validation rows "
-                             f"(see bench/results/stability.md)")
-    parser.add_argument("--strategy", choices=("none", "mirrored", "multiworker"), default="none",
-                        help="tf.distribute: mirrored = every GPU of this machine, multiworker = several machines "
-                             "(each runs the same command with its TF_CONFIG); --batch-size is per replica")
-
-
-def _add_alias_flag(parser):
-    parser.add_argument("--alias", default=None, metavar="A=B,...",
-                        help="names that mean the same sign in the other recording, e.g. --alias thanks=Thank_You")
-
-
-def _add_actions_flag(parser):
-    parser.add_argument("--actions", type=_action_list, default=None, metavar="A,B,...",
-                        help="signs to train on, in label order (folder names, comma-separated). Default: the "
-                             "spec's 10 in the spec's order when the data has exactly them, else every folder, sorted")
 
 
 def build_parser():
-    from signtrain import infer
-
     parser = argparse.ArgumentParser(
         prog="signtrain",
         description="Train the sign-language LSTM that the live translator loads (action_model.h5 + actions.npy).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_training_commands(commands)
+    _add_tool_commands(commands)
+    return parser
 
+
+def _add_training_commands(commands):
+    """train, cv and demo: their settings' flags come from signtrain.settings."""
     train = commands.add_parser("train", help="train on an MP_Data folder",
                                 description="Train the spec's 3-layer LSTM on an MP_Data folder and write a run folder.")
     _add_data_flags(train, data_required=False, several=True)
-    _add_training_flags(train)
-    train.add_argument("--stream", action="store_true",
-                       help="for data bigger than memory: keep the sequences in the packed cache beside the data "
-                            "(MP_Data/.signtrain_cache.npz, must be writable) and read each batch from it when "
-                            "needed; trains the same as without it (not with --augment)")
+    settings.add_flags(train, "train")  # every setting declared for train (signtrain.settings)
     train.add_argument("--resume", metavar="RUN_DIR", default=None,
                        help="continue an interrupted run in RUN_DIR with the settings in its args.yaml")
-    train.add_argument("--test-data", metavar="DIR", default=None,
-                       help="also evaluate the finished model on another recording (e.g. another person); "
-                            "its folders are matched to the signs by name, ignoring case, spaces and underscores")
-    _add_alias_flag(train)
-    _add_export_flag(train)
 
-    export = commands.add_parser(
-        "export", help="write a finished run's model as ONNX, TFLite or SavedModel",
-        description="Convert RUN_DIR/action_model.h5, check the converted model's outputs against Keras on the "
-                    "run's test sequences (max abs difference <= 1e-4, same top-1 sign), and record it in "
-                    "metrics.json. Files: action_model.onnx (any batch size), action_model.tflite (builtin "
-                    "ops, one sequence per call), action_model_savedmodel/.")
-    export.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder")
-    export.add_argument("--format", type=_format_list, required=True, metavar="FORMAT,...",
-                        help="onnx, tflite, savedmodel (comma-separated for several)")
-    export.add_argument("--data", default=None, metavar="DIR",
-                        help="the data folder the run trained on, when it moved (default: from args.yaml)")
+    cv = commands.add_parser("cv", help="cross-validation: K-fold, or leave-one-recording-out (--by recording)",
+                             description="Train the spec's model K times (x R repeats), each fold the test split "
+                                         "once, or with --by recording once per --data recording, tested on it and "
+                                         "trained on the others; prints each result and the mean with a 95% "
+                                         "interval and per-sign recall; writes cv.json to runs/cv/exp...")
+    _add_data_flags(cv, several=True)
+    settings.add_flags(cv, "cv")
+    cv.add_argument("--by", choices=("fold", "recording"), default="fold",
+                    help="fold: stratified K-fold over all sequences (default); recording: leave-one-recording-out, "
+                         "each --data recording the test set once, trained on the others: the accuracy on a "
+                         "person the model never saw")
+    cv.add_argument("--folds", type=settings.whole_number(2), default=5, metavar="K", help="folds (default 5)")
+    cv.add_argument("--repeats", type=_at_least_one, default=1, metavar="R", help="repeats with new folds (default 1)")
+
+    demo = commands.add_parser("demo", help="make synthetic data for the spec's 10 signs and train on it",
+                               description="Generate an MP_Data set with the synthetic signer (no download), "
+                                           "then train on it with the spec's defaults.")
+    demo.add_argument("--data-dir", default=DEMO_DATA_DIR, metavar="DIR",
+                      help=f"where the synthetic MP_Data goes (default {DEMO_DATA_DIR}; reused when already there)")
+    settings.add_flags(demo, "demo")
+
+
+def _add_tool_commands(commands):
+    """check, evaluate, predict, export and synth."""
+    from signtrain import infer
+
+    check = commands.add_parser("check", help="check an MP_Data folder before training",
+                                description="Read an MP_Data folder as training would and report, per action, "
+                                            "usable and skipped sequences, undetected body parts, frozen and "
+                                            "duplicate takes and class balance, with a verdict. Exit code 1 "
+                                            "when training cannot go on.")
+    _add_data_flags(check)
+    settings.add_flags(check, "check")
+    check.add_argument("--stream", action="store_true",
+                       help="for data bigger than memory: pack the sequences into MP_Data/.signtrain_cache.npz "
+                            "(as train --stream does, which then reuses it) and read them from there in chunks")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a trained run on another recording",
+                                   description="Score RUN_DIR's action_model.h5 on every sequence of another "
+                                               "MP_Data folder whose sign it knows; writes RUN_DIR/evaluations/.")
+    evaluate.add_argument("--model", required=True, metavar="RUN_DIR", help="a finished run folder")
+    _add_data_flags(evaluate)
+    settings.add_flags(evaluate, "evaluate")
 
     predict = commands.add_parser(
         "predict", help="print the top-3 signs for a sequence or a folder of them",
@@ -180,47 +110,17 @@ def build_parser():
                          help="which of a run folder's files to use (default keras: action_model.h5)")
     predict.add_argument("--top", type=_at_least_one, default=3, metavar="K", help="signs to show (default 3)")
 
-    evaluate = commands.add_parser("evaluate", help="evaluate a trained run on another recording",
-                                   description="Score RUN_DIR's action_model.h5 on every sequence of another "
-                                               "MP_Data folder whose sign it knows; writes RUN_DIR/evaluations/.")
-    evaluate.add_argument("--model", required=True, metavar="RUN_DIR", help="a finished run folder")
-    _add_data_flags(evaluate)
-    _add_alias_flag(evaluate)
-
-    cv = commands.add_parser("cv", help="cross-validation: K-fold, or leave-one-recording-out (--by recording)",
-                             description="Train the spec's model K times (x R repeats), each fold the test split "
-                                         "once, or with --by recording once per --data recording, tested on it and "
-                                         "trained on the others; prints each result and the mean with a 95% "
-                                         "interval and per-sign recall; writes cv.json to runs/cv/exp...")
-    _add_data_flags(cv, several=True)
-    _add_training_flags(cv)
-    _add_alias_flag(cv)
-    cv.add_argument("--by", choices=("fold", "recording"), default="fold",
-                    help="fold: stratified K-fold over all sequences (default); recording: leave-one-recording-out, "
-                         "each --data recording the test set once, trained on the others: the accuracy on a "
-                         "person the model never saw")
-    cv.add_argument("--folds", type=_whole_number(2), default=5, metavar="K", help="folds (default 5)")
-    cv.add_argument("--repeats", type=_at_least_one, default=1, metavar="R", help="repeats with new folds (default 1)")
-
-    check = commands.add_parser("check", help="check an MP_Data folder before training",
-                                description="Read an MP_Data folder as training would and report, per action, "
-                                            "usable and skipped sequences, undetected body parts, frozen and "
-                                            "duplicate takes and class balance, with a verdict. Exit code 1 "
-                                            "when training cannot go on.")
-    _add_data_flags(check)
-    _add_actions_flag(check)
-    check.add_argument("--stream", action="store_true",
-                       help="for data bigger than memory: pack the sequences into MP_Data/.signtrain_cache.npz "
-                            "(as train --stream does, which then reuses it) and read them from there in chunks")
-    check.add_argument("--json", action="store_true", help="print the report as JSON")
-
-    demo = commands.add_parser("demo", help="make synthetic data for the spec's 10 signs and train on it",
-                               description="Generate an MP_Data set with the synthetic signer (no download), "
-                                           "then train on it with the spec's defaults.")
-    demo.add_argument("--data-dir", default=DEMO_DATA_DIR, metavar="DIR",
-                      help=f"where the synthetic MP_Data goes (default {DEMO_DATA_DIR}; reused when already there)")
-    _add_training_flags(demo)
-    _add_export_flag(demo)
+    export = commands.add_parser(
+        "export", help="write a finished run's model as ONNX, TFLite or SavedModel",
+        description="Convert RUN_DIR/action_model.h5, check the converted model's outputs against Keras on the "
+                    "run's test sequences (max abs difference <= 1e-4, same top-1 sign), and record it in "
+                    "metrics.json. Files: action_model.onnx (any batch size), action_model.tflite (builtin "
+                    "ops, one sequence per call), action_model_savedmodel/.")
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder")
+    export.add_argument("--format", type=settings.format_list, required=True, metavar="FORMAT,...",
+                        help="onnx, tflite, savedmodel (comma-separated for several)")
+    export.add_argument("--data", default=None, metavar="DIR",
+                        help="the data folder the run trained on, when it moved (default: from args.yaml)")
 
     synth = commands.add_parser("synth", help="write a synthetic MP_Data folder",
                                 description="Write a synthetic MP_Data tree in the exact data contract.")
@@ -228,30 +128,13 @@ def build_parser():
     synth.add_argument("--sequences", type=_at_least_one, default=config.NUM_SEQUENCES, metavar="N",
                        help=f"sequences per sign (default {config.NUM_SEQUENCES})")
     synth.add_argument("--seed", type=_seed, default=0, metavar="N", help="random seed (default 0)")
-    synth.add_argument("--actions", type=_action_list, default=list(config.SPEC_ACTIONS), metavar="A,B,...",
+    synth.add_argument("--actions", type=settings.action_list, default=list(config.SPEC_ACTIONS), metavar="A,B,...",
                        help="signs to generate (default: the spec's 10)")
-    return parser
 
 
 def _quiet_tensorflow():
     # TensorFlow's C++ start-up chatter (CPU feature notes) hides our own output; errors still show.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def _settings(args, data):
-    from signtrain.train import TrainSettings
-
-    from signtrain.evaluate import parse_aliases
-
-    if isinstance(data, list) and len(data) == 1:
-        data = data[0]  # one --data: recorded as one folder, as always
-    return TrainSettings(data=data, out=args.out, epochs=args.epochs, patience=args.patience,
-                         batch_size=args.batch_size, seed=args.seed, actions=args.actions,
-                         any_layout=getattr(args, "any_layout", False), normalize=args.normalize, features=args.features,
-                         augment=args.augment,
-                         fast=args.fast, precise_bn=args.precise_bn, monitor=args.monitor, strategy=args.strategy, stream=getattr(args, "stream", False),
-                         test_data=getattr(args, "test_data", None), export=getattr(args, "export", None),
-                         aliases=parse_aliases(getattr(args, "alias", None)))
 
 
 def _evaluate(args):
@@ -270,7 +153,7 @@ def _evaluate(args):
         raise ValueError(f"{model_path} outputs {model.output_shape[-1]} classes but {actions_path} names "
                          f"{len(actions)} signs: they are not from the same run. Put the run's own actions.npy "
                          f"beside it")
-    recording = evaluate.load_recording(actions, args.data, evaluate.parse_aliases(args.alias), args.any_layout)
+    recording = evaluate.load_recording(actions, args.data, args.aliases or (), args.any_layout)
     width = recording["dataset"].num_features
     if width != model.input_shape[-1]:
         raise ValueError(f"the frames in {args.data} have {width} values, {model_path} takes {model.input_shape[-1]} "
@@ -341,17 +224,18 @@ def _train(args):
         defaults = vars(build_parser().parse_args(["train"]))
         given = [key for key, value in vars(args).items() if key not in ("resume", "export") and value != defaults[key]]
         if given:
-            spelled = {"fast": "--no-fast", "precise_bn": "--no-precise-bn"}  # store_false flags
-            flags = ", ".join(spelled.get(key, "--" + key.replace("_", "-")) for key in given)
+            declared = {field.name for field in settings.flags()}
+            flags = ", ".join(settings.flag_name(key) if key in declared else "--" + key.replace("_", "-")
+                              for key in given)
             raise ValueError(f"--resume continues {args.resume} with the settings in its {config.ARGS_FILE}; {flags} "
                              f"would change them. Drop {flags} (only --export may be added), or start a new run")
-        settings = settings_from_run(args.resume)
+        recorded = settings_from_run(args.resume)
         if args.export:
-            settings.export = args.export
-        return train(settings, resume_dir=args.resume)
+            recorded.export = args.export
+        return train(recorded, resume_dir=args.resume)
     if not args.data:
         raise ValueError("--data DIR is required (the MP_Data folder), or --resume RUN_DIR to continue a run")
-    return train(_settings(args, args.data))
+    return train(settings.from_args(args, args.data))
 
 
 def _demo_data(data_dir):
@@ -433,11 +317,11 @@ def _run(args):
             export.export_run(args.run_dir, args.format, args.data)
             return 0
         if args.command == "cv":
-            cross_validate(_settings(args, args.data), folds=args.folds, repeats=args.repeats, out=args.out, by=args.by)
+            cross_validate(settings.from_args(args, args.data), folds=args.folds, repeats=args.repeats, out=args.out, by=args.by)
             return 0
         try:
             if args.command == "demo":
-                train(_settings(args, _demo_data(args.data_dir)))
+                train(settings.from_args(args, _demo_data(args.data_dir)))
             else:
                 _train(args)
         except TrainingInterrupted as interrupted:

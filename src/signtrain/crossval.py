@@ -12,7 +12,8 @@ import shutil
 
 import numpy as np
 
-from signtrain import config, data, distribute, evaluate, export
+from signtrain import config, data, distribute, evaluate, export, fitting, runfolder
+from signtrain import settings as settings_lib
 from signtrain import train as train_lib
 
 
@@ -47,11 +48,11 @@ def _train_and_score(dataset, settings, strategy, index, train_idx, test_idx):
 
     num_actions, seed = len(dataset.actions), settings.seed + index
     keras.utils.set_random_seed(seed)
-    net = train_lib._new_model(settings, num_actions, dataset, strategy)
-    history = train_lib._fit(
-        net, train_lib.fit_arguments(dataset.X[train_idx], data.one_hot(dataset.y[train_idx], num_actions), settings,
-                                     seed),
-        settings, seed=seed, epochs=settings.epochs, verbose=0,
+    net = fitting.new_model(settings, num_actions, dataset, strategy)
+    fit_plan = fitting.plan_fit(settings, dataset.X[train_idx], data.one_hot(dataset.y[train_idx], num_actions), seed,
+                                net.distribute_strategy.num_replicas_in_sync)
+    history = fitting.fit(
+        net, fit_plan, epochs=settings.epochs, verbose=0,
         callbacks=[keras.callbacks.EarlyStopping(monitor=settings.monitor, mode=config.MONITOR_MODES[settings.monitor],
                                                  patience=settings.patience, restore_best_weights=True)],
     ).history
@@ -106,13 +107,13 @@ def _print_summary(summary, path):
 
 def cross_validate(settings, folds=5, repeats=1, out=None, by="fold"):
     """Train once per split (see the module doc); returns (run folder, summary) and writes cv.json."""
-    settings = train_lib._resolved(settings)
+    settings = settings_lib.resolved(settings)
     if by not in ("fold", "recording"):
         raise ValueError(f"--by {by!r} is not one of fold, recording")
     dataset = train_lib.load_data(settings)
-    train_lib._check_options(settings, dataset)
+    settings_lib.check_options(settings, dataset)
     splits = _splits(dataset, settings, folds, repeats, by)
-    run_dir = train_lib._run_folder(out, base=os.path.join(os.path.dirname(config.DEFAULT_RUNS_DIR), "cv"))
+    run_dir = runfolder.open_run(out, base=os.path.join(os.path.dirname(config.DEFAULT_RUNS_DIR), "cv"))
     try:
         strategy = distribute.make_strategy(settings.strategy)
         results, recalls, pooled = [], [], np.zeros((len(dataset.actions),) * 2, int)
@@ -133,4 +134,4 @@ def cross_validate(settings, folds=5, repeats=1, out=None, by="fold"):
         _print_summary(summary, path)
         return run_dir, summary
     finally:
-        train_lib._release(run_dir)
+        runfolder.release(run_dir)

@@ -62,3 +62,10 @@ def is_chief():
 def scope(strategy):
     """The strategy's scope (variables made in it are mirrored), or a no-op without one."""
     return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def validation_batch(batch_size, rows, replicas):
+    """A validation batch size that splits evenly across the replicas. Keras 3.15 builds a model
+    under a strategy from the first validation batch split across the replicas and fails when that
+    split is uneven: at most batch_size (or the rows there are), a multiple of the replicas."""
+    return max(replicas, min(batch_size, rows) // replicas * replicas)

@@ -13,7 +13,7 @@ evaluation on the test rows read them a chunk at a time.
 
 import numpy as np
 
-from signtrain import data
+from signtrain import data, distribute
 
 # Rows read at once outside training (validation, prediction, evaluation): ~50 MB of 30 x 1662 frames.
 READ_ROWS = 256
@@ -73,10 +73,8 @@ def fit_arguments(X, train_rows, y_train, batch_size, seed, replicas=1, reshuffl
 
     split = data.fit_rows(len(train_rows))
     fit_rows, validation_rows = np.asarray(train_rows[:split]), np.asarray(train_rows[split:])
-    # Keras 3.15 builds a model under a strategy from the first validation batch split across the
-    # replicas and fails when that split is uneven: a multiple of the replicas (see train._fit).
-    validation_batch = max(replicas, min(fast.VALIDATION_BATCH_SIZE, len(validation_rows)) // replicas * replicas)
-    validation = rows_dataset(X, validation_rows, y_train[split:], validation_batch)
+    validation = rows_dataset(X, validation_rows, y_train[split:], distribute.validation_batch(
+        fast.VALIDATION_BATCH_SIZE, len(validation_rows), replicas))
     if reshuffle:
         return {"x": rows_dataset(X, fit_rows, y_train[:split], batch_size * replicas, reshuffle_seed=seed),
                 "validation_data": validation}

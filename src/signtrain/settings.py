@@ -1,0 +1,273 @@
+"""A training run's settings: the fields and their checks, the automatic choices, and what a run
+records of them in args.yaml (so that --resume trains on with the same settings and rows)."""
+
+import argparse
+import dataclasses
+import os
+
+import numpy as np
+
+from signtrain import config, distribute, export, fast
+from signtrain.features import DEFAULT_FEATURES, FEATURE_SETS
+
+
+def whole_number(minimum=0, maximum=None):
+    """An argparse type: a whole number in [minimum, maximum], refused at once with the bounds
+    (argparse names the flag)."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r} (e.g. 50)") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected a whole number {_bounds(minimum, maximum)}, got {value}")
+        return value
+
+    return parse
+
+
+def _bounds(minimum, maximum):
+    return f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+
+
+def action_list(text):
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError('expected folder names separated by commas, e.g. --actions "Hello,Yes,No"')
+    return names
+
+
+def format_list(text):
+    try:
+        return export.parse_formats(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+TRAINING = ("train", "cv", "demo")  # the commands that train
+
+
+def _flag(default, help, flag=None, metavar=None, parse=None, choices=None, switch=None, minimum=None, maximum=None,
+          commands=TRAINING):
+    """A setting that is a command-line flag, declared once: its default, help ({default} is filled
+    in), spelling, bounds or choices, and the commands that take it. add_flags makes the argparse
+    flag, validate checks it."""
+    if minimum is not None:
+        parse = whole_number(minimum, maximum)
+    return dataclasses.field(default=default, metadata={"flag": {
+        "help": help, "flag": flag, "metavar": metavar or ("N" if minimum is not None else None), "parse": parse,
+        "choices": tuple(choices) if choices else None, "switch": switch, "minimum": minimum, "maximum": maximum,
+        "commands": commands}})
+
+
+@dataclasses.dataclass
+class TrainSettings:
+    """One training run's settings. Every flag of `signtrain train` / `cv` / `demo` is one field here."""
+    data: str  # an MP_Data folder, or a list of them: one recording each (signtrain.recordings); cli's --data
+    out: str = _flag(None, f"run folder to create (must be new or empty); default: the next {config.DEFAULT_RUNS_DIR}"
+                           f"/exp, exp2, ... so no run is ever overwritten", metavar="DIR")
+    epochs: int = _flag(config.DEFAULT_EPOCHS, "most epochs to train (default {default}); early stopping usually ends "
+                                               "sooner", minimum=1)
+    patience: int = _flag(config.DEFAULT_PATIENCE, "stop after N epochs without a better validation accuracy and keep "
+                                                   "the best (default {default})", minimum=0)
+    batch_size: int = _flag(config.DEFAULT_BATCH_SIZE, "sequences per training step (default {default}; try 8 if "
+                                                       "memory runs out)", minimum=1)
+    # The seed's maximum is 2**32 - 1: what numpy and scikit-learn take.
+    seed: int = _flag(config.DEFAULT_SEED, "random seed of the 90/10 split and the weights (default {default})",
+                      minimum=0, maximum=2**32 - 1)
+    actions: list = _flag(None, "signs to train on, in label order (folder names, comma-separated). Default: the "
+                                "spec's 10 in the spec's order when the data has exactly them, else every folder, "
+                                "sorted", metavar="A,B,...", parse=action_list, commands=TRAINING + ("check",))
+    any_layout: bool = _flag(False, "accept frames that are not the 1662-value [pose, face, left hand, right hand] "
+                                    "contract (e.g. 258 values without the face); the live app must then feed the "
+                                    "same", switch="on", commands=("train", "cv", "check", "evaluate"))
+    normalize: bool = _flag(False, "opt-in: make keypoints relative to the shoulders and scaled by shoulder width, as "
+                                   "layers inside the saved model (the live app still feeds raw frames)", switch="on")
+    features: str = _flag(DEFAULT_FEATURES, "what the network sees of each frame, computed by fixed layers inside the "
+                                            "saved model (the live app still feeds raw frames): "
+                          + "; ".join(f"{name}: {text}" for name, text in FEATURE_SETS.items()) + " (default {default})",
+                          choices=FEATURE_SETS)
+    augment: bool = _flag(False, "opt-in: add 2 altered copies of every training sequence (half mirrored to the other "
+                                 "hand, small rotation/scale/shift, time warp, dropped frames); validation and test "
+                                 "sequences are never altered", switch="on")
+    test_data: str = _flag(None, "also evaluate the finished model on another recording (e.g. another person); its "
+                                 "folders are matched to the signs by name, ignoring case, spaces and underscores",
+                           metavar="DIR", commands=("train",))
+    aliases: list = _flag(None, "names that mean the same sign in the other recording, e.g. --alias thanks=Thank_You",
+                          flag="--alias", metavar="A=B,...", parse=lambda text: _parse_aliases(text),
+                          commands=("train", "cv", "evaluate"))
+    fast: bool = _flag(None, "train with Keras' own LSTM loop. Default without a GPU: the same model, weights and "
+                             "math, ~2.6x faster per epoch (input projections as one product over all steps, "
+                             "hand-written backward pass); with a GPU: Keras' cuDNN kernel either way",
+                       flag="--no-fast", switch="off")
+    strategy: str = _flag("none", "tf.distribute: mirrored = every GPU of this machine, multiworker = several machines "
+                                  "(each runs the same command with its TF_CONFIG); --batch-size is per replica",
+                          choices=distribute.STRATEGIES)
+    export: list = _flag(None, "also write the model as onnx, tflite and/or savedmodel (comma-separated), each checked "
+                               "against the Keras model on the test sequences; see signtrain export",
+                         metavar="FORMAT,...", parse=format_list, commands=("train", "demo"))
+    stream: bool = _flag(False, "for data bigger than memory: keep the sequences in the packed cache beside the data "
+                                "(MP_Data/.signtrain_cache.npz, must be writable) and read each batch from it when "
+                                "needed; trains the same as without it (not with --augment)", switch="on",
+                          commands=("train",))
+    precise_bn: bool = _flag(True, "the spec's plain recipe: BatchNorm keeps only its moving averages. Default: before "
+                                   "every validation each BatchNorm layer's statistics are recomputed exactly over "
+                                   "the training rows (same layers and weights; a stable model whatever the seed)",
+                             flag="--no-precise-bn", switch="off")
+    reshuffle: bool = None  # a new seeded batch order every epoch (fast.epoch_batches); None: with precise_bn
+    monitor: str = _flag(config.MONITOR, "what early stopping and the checkpoint watch (default {default}, the "
+                                         "spec's). Opt-in val_loss: a finer signal than the accuracy on a few dozen "
+                                         "validation rows (see bench/results/stability.md)",
+                         choices=config.MONITOR_MODES)
+    verbose: int = None  # None: a progress bar on a terminal, one line per epoch otherwise
+
+    def validate(self):
+        """Every declared bound and choice, then what depends on several settings."""
+        for field in flags():
+            value, declared = getattr(self, field.name), field.metadata["flag"]
+            low, high = declared["minimum"], declared["maximum"]
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if low is not None and (not whole or value < low or (high is not None and value > high)):
+                raise ValueError(f"{flag_name(field.name)} must be a whole number {_bounds(low, high)}, got {value!r}")
+            if declared["choices"] and value not in declared["choices"]:
+                raise ValueError(f"{flag_name(field.name)} {value!r} is not one of {', '.join(declared['choices'])}")
+        if self.export:
+            self.export = export.parse_formats(self.export if isinstance(self.export, str) else ",".join(self.export))
+            export.require_converters(self.export)
+        if self.augment and self.stream:
+            raise ValueError("--augment makes its copies in memory and cannot be combined with --stream; "
+                             "drop one of them")
+
+
+def _parse_aliases(text):
+    from signtrain.evaluate import parse_aliases
+
+    return parse_aliases(text)
+
+
+def flags():
+    """The TrainSettings fields that are command-line flags, in declaration order."""
+    return [field for field in dataclasses.fields(TrainSettings) if "flag" in field.metadata]
+
+
+def flag_name(name):
+    """How the user spells a setting: --batch-size, --no-fast, --alias."""
+    field = next(field for field in flags() if field.name == name)
+    return field.metadata["flag"]["flag"] or "--" + name.replace("_", "-")
+
+
+def add_flags(parser, command):
+    """The argparse flags of every setting the command takes, made from their declarations."""
+    for field in flags():
+        spec = field.metadata["flag"]
+        if command not in spec["commands"]:
+            continue
+        options = {"dest": field.name, "default": field.default,
+                   "help": spec["help"].replace("{default}", str(field.default))}
+        if spec["switch"]:
+            options["action"] = "store_true" if spec["switch"] == "on" else "store_false"
+        else:
+            options.update(type=spec["parse"], choices=spec["choices"], metavar=spec["metavar"])
+        parser.add_argument(flag_name(field.name), **{key: value for key, value in options.items()
+                                                      if value is not None or key == "default"})
+
+
+def from_args(args, data):
+    """TrainSettings from parsed arguments: every declared flag the command has, the rest defaults."""
+    if isinstance(data, list) and len(data) == 1:
+        data = data[0]  # one --data: recorded as one folder, as always
+    return TrainSettings(data=data, **{field.name: getattr(args, field.name) for field in flags()
+                                      if hasattr(args, field.name)})
+
+
+def resolved(settings):
+    """The settings checked, with the automatic choices made (recorded as such in args.yaml)."""
+    settings.validate()
+    # Under a tf.distribute strategy Keras' own loop runs (on GPUs it is the cuDNN kernel anyway).
+    use_fast = settings.strategy == "none" and (fast.available() if settings.fast is None else settings.fast)
+    # The stable recipe is both halves: exact statistics and a new batch order every epoch.
+    reshuffle = settings.precise_bn if settings.reshuffle is None else settings.reshuffle
+    return dataclasses.replace(settings, fast=use_fast, reshuffle=reshuffle)
+
+
+def check_options(settings, dataset):
+    """The options that depend on the data, checked once it is loaded."""
+    if settings.augment and dataset.num_features != config.NUM_FEATURES:
+        raise ValueError(f"--augment needs the 1662-value layout, the data has {dataset.num_features} values per frame")
+
+
+def sequence_name(dataset, row):
+    action, sequence = dataset.sequences[row]
+    return f"{action}/{sequence}"
+
+
+def write_args(args_path, settings, run_dir, dataset, run_versions, split):
+    """args.yaml: the settings, the data's shape and the split, in training order (validation_split
+    takes the last 15% of "train"): --resume trains and tests on exactly these sequences."""
+    args = dataclasses.asdict(settings)
+    args.pop("verbose")
+    train_idx, test_idx = split
+    args.update(
+        split={"train": [sequence_name(dataset, i) for i in train_idx],
+               "test": [sequence_name(dataset, i) for i in test_idx]},
+        out=run_dir,
+        actions=dataset.actions,
+        test_size=config.TEST_SIZE,
+        validation_split=config.VALIDATION_SPLIT,
+        sequence_length=int(dataset.X.shape[1]),
+        num_features=dataset.num_features,
+        versions=run_versions,
+    )
+    export.write_yaml(args_path, args)
+
+
+def _read_args(run_dir):
+    import yaml
+
+    args_path = os.path.join(run_dir, config.ARGS_FILE)
+    if not os.path.exists(args_path):
+        raise FileNotFoundError(f"{args_path} not found: --resume takes a run folder that signtrain started")
+    with open(args_path, encoding="utf-8") as handle:
+        try:
+            args = yaml.safe_load(handle)
+        except yaml.YAMLError as error:
+            raise ValueError(f"{args_path} is not readable YAML ({error}); --resume needs the args.yaml a run "
+                             f"wrote") from None
+    if not isinstance(args, dict) or "data" not in args:
+        raise ValueError(f"{args_path} does not hold a run's settings; --resume needs the args.yaml a run wrote")
+    return args
+
+
+def resumed_split(run_dir, dataset, seed):
+    """(train_idx, test_idx) of the sequences an interrupted run recorded in its args.yaml."""
+    from signtrain import data
+
+    split = _read_args(run_dir).get("split")
+    if not split:  # a run from before the split was recorded: the same seed gives the same split
+        print(f"note: {run_dir} does not record its split; the seed's split of the folder as it is now is used")
+        return data.split_indices(dataset.y, seed=seed)
+    row_of = {sequence_name(dataset, row): row for row in range(len(dataset.y))}
+    missing = [name for name in split["train"] + split["test"] if name not in row_of]
+    if missing:
+        raise ValueError(f"{len(missing)} sequences the run in {run_dir} trained or tested on are gone or no longer "
+                         f"usable (e.g. {', '.join(missing[:3])}): resuming would change its split. Put them back, "
+                         f"or start a new run")
+    added = len(row_of) - len(split["train"]) - len(split["test"])
+    if added:
+        print(f"note: {added} sequences added since {run_dir} started are not used by the resumed run "
+              f"(a new run trains on them)")
+    return (np.array([row_of[name] for name in split["train"]]), np.array([row_of[name] for name in split["test"]]))
+
+
+def settings_from_run(run_dir):
+    """The settings an earlier run recorded in its args.yaml (for --resume)."""
+    args = _read_args(run_dir)
+    # metrics.json is the last file a run writes: without it a run stopped while writing its files
+    # (after training) is resumable, and resuming only writes them.
+    if os.path.exists(os.path.join(run_dir, config.METRICS_FILE)):
+        raise FileExistsError(f"{run_dir} finished already ({config.METRICS_FILE} is there); nothing to resume")
+    fields = {field.name for field in dataclasses.fields(TrainSettings)}
+    args.setdefault("precise_bn", False)  # a run started before exact BatchNorm statistics existed
+    args.setdefault("reshuffle", False)
+    return TrainSettings(**{key: value for key, value in args.items() if key in fields and key != "out"})
