@@ -4,6 +4,9 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
 from conftest import REPO, realdata_file
 
 
@@ -152,3 +155,19 @@ def test_real_people_tables_and_verdicts():
     verdict = bench.verdicts({"a": means}, kfold)
     assert f"- (a) {bench.BEST}: 82.0% leave-one-out mean (target >= 80%; spec defaults 35.0%): MET" in verdict
     assert "lujamanandhar -3.0" in verdict and "ismokedata -1.0" in verdict and verdict.endswith("not met")
+
+
+def test_real_people_variants_change_the_point_lists_for_one_training_only():
+    from signtrain import features
+
+    bench = _load_bench("real_people")
+    frames = np.zeros((1, 2, 1662))
+    sizes = {"no lips": 178, "8 lips": 194, "wrists only": 106}
+    for name, static in sizes.items():
+        with bench.variant(name):
+            assert features.STATIC_SIZE == static and features.relative_numpy(frames).shape == (1, 2, 2 * static)
+            assert features.mirror_matrix().shape == (2 * static, 2 * static)
+        assert features.STATIC_SIZE == 186 and len(features.points()) == 93  # restored: the next task is plain
+    with pytest.raises(RuntimeError), bench.variant("wrists only"):
+        raise RuntimeError("a failed training")
+    assert features.OUTPUT_SIZE == 372 and features.LIP_POINTS == (61, 291, 13, 14)
