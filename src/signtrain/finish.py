@@ -31,9 +31,9 @@ class RunReport:
     failed_exports: list  # [(format, error)]: the run is complete, these formats can be retried
 
 
-def judge(prepared, net, path):
+def judge(prepared, net):
     """Reload the best epoch, write action_model.h5, actions.npy and the SavedModel, score X_test."""
-    dataset, test_idx = prepared.dataset, prepared.test_idx
+    dataset, test_idx, path = prepared.dataset, prepared.test_idx, prepared.path
     y_test = data.one_hot(dataset.y[test_idx], len(dataset.actions))
     best = model_lib.compile_model(model_lib.load_model(path(config.BEST_MODEL_FILE)))
     h5_keras3_only = export.save_h5(best, path(config.MODEL_FILE))
@@ -106,10 +106,10 @@ def _exports(settings, judged, run_dir):
     return records, failed
 
 
-def finish(prepared, net, path, history, train_seconds, resumed):
+def finish(prepared, net, history, train_seconds, resumed):
     """Every file of the run folder after the fit; returns the RunReport."""
-    judged, shipped = judge(prepared, net, path)
-    dataset = prepared.dataset
+    judged, shipped = judge(prepared, net)
+    dataset, path = prepared.dataset, prepared.path
     y_true, y_pred = dataset.y[prepared.test_idx], judged.probabilities.argmax(axis=1)
     per_class, matrix, report = evaluate.classification_metrics(y_true, y_pred, dataset.actions)
     correct = int(np.sum(y_pred == y_true))

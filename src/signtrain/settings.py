@@ -45,6 +45,13 @@ def format_list(text):
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def alias_list(text):
+    """--alias A=B,...: [(A, B), ...] (signtrain.evaluate.parse_aliases)."""
+    from signtrain.evaluate import parse_aliases
+
+    return parse_aliases(text)
+
+
 TRAINING = ("train", "cv", "demo")  # the commands that train
 
 
@@ -95,7 +102,7 @@ class TrainSettings:
                                  "folders are matched to the signs by name, ignoring case, spaces and underscores",
                            metavar="DIR", commands=("train",))
     aliases: list = _flag(None, "names that mean the same sign in the other recording, e.g. --alias thanks=Thank_You",
-                          flag="--alias", metavar="A=B,...", parse=lambda text: _parse_aliases(text),
+                          flag="--alias", metavar="A=B,...", parse=alias_list,
                           commands=("train", "cv", "evaluate"))
     fast: bool = _flag(None, "train with Keras' own LSTM loop. Default without a GPU: the same model, weights and "
                              "math, ~2.6x faster per epoch (input projections as one product over all steps, "
@@ -138,12 +145,6 @@ class TrainSettings:
         if self.augment and self.stream:
             raise ValueError("--augment makes its copies in memory and cannot be combined with --stream; "
                              "drop one of them")
-
-
-def _parse_aliases(text):
-    from signtrain.evaluate import parse_aliases
-
-    return parse_aliases(text)
 
 
 def flags():

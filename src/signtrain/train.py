@@ -212,7 +212,7 @@ def train(settings, resume_dir=None):
         # The spec's fit: EarlyStopping on validation, the best epoch checkpointed.
         history, train_seconds = fit_run(prepared, net, fit_plan, resumed)
         # Judge the reloaded best epoch on the test split only; write every file, metrics.json last.
-        run = finish(prepared, net, prepared.path, history, train_seconds, resumed)
+        run = finish(prepared, net, history, train_seconds, resumed)
         tf.keras.backend.clear_session()
         if not distribute.is_chief():
             shutil.rmtree(prepared.run_dir, ignore_errors=True)
