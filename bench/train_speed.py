@@ -1,4 +1,5 @@
-"""Seconds per epoch: a plain model.fit against signtrain's training path, same data, same seed.
+"""Seconds per epoch: a plain model.fit and the best public Keras setup against signtrain's training
+path, same data, same seed.
 
     python bench/train_speed.py [--epochs 200] [--sequences 30] [--seeds 42,1,2] [--quick]
 
@@ -6,13 +7,18 @@ Both train the spec's model from the same initial weights on the same synthetic 
 signer, 10 signs x 30 sequences, spec shape), the same 90/10 split, batch 16, validation_split
 0.15 and EarlyStopping(patience 30, restore best):
 - naive: model.fit on the float64 arrays np.load gives, Keras' own LSTM loop;
+- public: the fastest setup public Keras documentation gives for this loop: float32 tf.data,
+  cached, shuffled every epoch, prefetched, compile(steps_per_execution=16); Keras' own LSTM loop,
+  the same validation rows given explicitly (jit_compile=True was slower here: 1.17 s/epoch);
 - signtrain: what `signtrain train` runs on a CPU (signtrain.fast).
-For each seed (initial weights, shuffling, dropout; the split stays the spec's) the two run one
-after the other, so that load on the machine hits both alike. Prints each run's median seconds per
+For each seed (initial weights, shuffling, dropout; the split stays the spec's) the three run one
+after the other, so that load on the machine hits them alike. Keras on the JAX backend is a
+process of its own (KERAS_BACKEND is read at import); it is run when jax is installed. Prints each run's median seconds per
 epoch (the first epoch, which traces the graph, left out), epochs, best validation and test
 accuracy (inference mode); then the median over the runs, the mean accuracies with their spread
 over seeds (they must agree within that spread), how far the fast path is from the machine's fp32
-matrix-product rate, and last `ratio: N.NN` (naive / signtrain median seconds per epoch).
+matrix-product rate, `ratio over public: N.NN` (public / signtrain), and last `ratio: N.NN`
+(naive / signtrain median seconds per epoch).
 --quick (CI) runs 3 epochs of a small set only to prove the script works: its numbers mean nothing.
 """
 
@@ -76,7 +82,22 @@ def matmul_rate(repeats=20):
     return repeats * 2 * a.shape[0] * a.shape[1] * b.shape[1] / seconds
 
 
-def run(label, X_train, y_train, X_test, y_test, epochs, patience, fast_path, seed):
+def public_fit(net, X_train, y_train, epochs, callbacks, seed):
+    """The best public Keras setup: tf.data float32 pipelines, steps_per_execution=16, Keras' loop."""
+    import tensorflow as tf
+
+    split = data.fit_rows(len(X_train))  # the rows validation_split would hold out, given explicitly
+    train = (tf.data.Dataset.from_tensor_slices((X_train[:split], y_train[:split])).cache()
+             .shuffle(split, seed=seed, reshuffle_each_iteration=True).batch(config.DEFAULT_BATCH_SIZE)
+             .prefetch(tf.data.AUTOTUNE))
+    validation = tf.data.Dataset.from_tensor_slices((X_train[split:], y_train[split:])).batch(
+        config.DEFAULT_BATCH_SIZE).cache()
+    net.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["categorical_accuracy"],
+                steps_per_execution=16)
+    return net.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks, shuffle=False, verbose=0)
+
+
+def run(label, X_train, y_train, X_test, y_test, epochs, patience, seed):
     from tensorflow import keras
 
     keras.utils.set_random_seed(seed)
@@ -94,10 +115,12 @@ def run(label, X_train, y_train, X_test, y_test, epochs, patience, fast_path, se
                                                         restore_best_weights=True)]
     # The training loop itself, against the naive script's: both the plain recipe (exact BatchNorm
     # statistics cost one inference pass an epoch; bench/stability.py's seconds include it).
-    settings = TrainSettings(data="unused", epochs=epochs, fast=fast_path, precise_bn=False)
-    if fast_path:
+    settings = TrainSettings(data="unused", epochs=epochs, fast=True, precise_bn=False)
+    if label == "signtrain":
         history = fitting.fit(net, fitting.plan_fit(settings, X_train, y_train, seed), epochs=epochs,
                               callbacks=callbacks, verbose=0).history
+    elif label == "public":
+        history = public_fit(net, X_train, y_train, epochs, callbacks, seed).history
     else:  # what a plain script does: the float64 arrays as loaded, validation_split, Keras' loop
         history = net.fit(X_train.astype(np.float64), y_train, validation_split=config.VALIDATION_SPLIT,
                           batch_size=config.DEFAULT_BATCH_SIZE, epochs=epochs, callbacks=callbacks,
@@ -111,12 +134,45 @@ def run(label, X_train, y_train, X_test, y_test, epochs, patience, fast_path, se
     return per_epoch, max(history[config.MONITOR]), test_accuracy
 
 
+def jax_backend(args):
+    """Median s/epoch of the naive model.fit under KERAS_BACKEND=jax (a child process of this
+    script), or None when jax is not installed (in this environment, or in --jax-path)."""
+    import importlib.machinery
+    import subprocess
+
+    extra = [args.jax_path] if args.jax_path else []
+    if importlib.machinery.PathFinder.find_spec("jax", extra + sys.path) is None:
+        print("Keras on JAX: jax is not installed here (pip install 'jax[cpu]', or --jax-path DIR); skipped")
+        return None
+    command = [sys.executable, os.path.abspath(__file__), "--jax-child", "--epochs", str(args.epochs),
+               "--sequences", str(args.sequences), "--seeds", args.seeds]
+    path = os.pathsep.join(extra + [os.environ.get("PYTHONPATH", "")]).strip(os.pathsep)
+    output = subprocess.run(command, capture_output=True, text=True, check=True,
+                            env=dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=path)).stdout
+    print("\n".join(line for line in output.strip().splitlines() if "jax" in line))
+    return float(output.strip().splitlines()[-1].split()[-1])
+
+
+def jax_child(args, X_train, y_train, X_test, y_test, seeds):
+    """Under KERAS_BACKEND=jax: the naive run per seed (the spec's model; tensorflow.keras is Keras 3
+    on the backend the environment names), then `jax median s/epoch: N`."""
+    import keras
+
+    assert keras.backend.backend() == "jax", keras.backend.backend()
+    seconds = [run("jax fit", X_train, y_train, X_test, y_test, args.epochs, config.DEFAULT_PATIENCE, seed)[0]
+               for seed in seeds]
+    print(f"jax median s/epoch: {np.median(seconds):.3f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=config.DEFAULT_EPOCHS)
     parser.add_argument("--sequences", type=int, default=config.NUM_SEQUENCES, help="per sign")
     parser.add_argument("--seeds", default=f"{config.DEFAULT_SEED},1,2", help="training seeds, comma-separated")
     parser.add_argument("--quick", action="store_true", help="3 epochs, 10 sequences per sign, one seed")
+    parser.add_argument("--jax-path", default=None, metavar="DIR",
+                        help="a folder holding jax (e.g. pip install --target DIR 'jax[cpu]'), for the JAX run only")
+    parser.add_argument("--jax-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.epochs, args.sequences, args.seeds = 3, 10, str(config.DEFAULT_SEED)
@@ -130,18 +186,20 @@ def main():
     print(f"{len(y)} synthetic sequences {X.shape[1:]}, train {len(train_idx)} (15% of it validation), "
           f"test {len(test_idx)}, batch {config.DEFAULT_BATCH_SIZE}, up to {args.epochs} epochs; "
           f"{versions()['tensorflow']} on {os.cpu_count()} CPUs")
-    results = {"naive": [], "signtrain": []}
+    if args.jax_child:
+        return jax_child(args, X_train, y_train, X_test, y_test, seeds)
+    results = {"naive": [], "public": [], "signtrain": []}
     for seed in seeds:
-        for label, fast_path in (("naive", False), ("signtrain", True)):
+        for label in results:
             results[label].append(run(label, X_train, y_train, X_test, y_test, args.epochs, config.DEFAULT_PATIENCE,
-                                      fast_path, seed))
+                                      seed))
     for label, runs in results.items():
         seconds, validation, test = (np.array(column) for column in zip(*runs))
         print(f"{label:>9} over {len(runs)} seeds: median {np.median(seconds):.3f} s/epoch; best val accuracy "
               f"{validation.mean():.1%} (sd {validation.std():.1%}), test accuracy {test.mean():.1%} "
               f"(sd {test.std():.1%})")
-    naive = float(np.median([run[0] for run in results["naive"]]))
-    ours = float(np.median([run[0] for run in results["signtrain"]]))
+    naive, public, ours = (float(np.median([run[0] for run in results[label]])) for label in results)
+    jax_seconds = jax_backend(args)
 
     forward, backward = training_flops_per_sample(X.shape[1], X.shape[2], num_actions)
     fit_rows = data.fit_rows(len(train_idx))
@@ -151,6 +209,9 @@ def main():
     print(f"FLOPs per training sample {(forward + backward) / 1e6:.0f} M (forward {forward / 1e6:.0f} M); "
           f"per epoch {epoch_flops / 1e9:.1f} G; fp32 matmul rate {rate / 1e9:.0f} GFLOP/s -> floor "
           f"{floor:.3f} s/epoch: naive is {naive / floor:.1f}x above it, signtrain {ours / floor:.1f}x")
+    if jax_seconds:
+        print(f"ratio over Keras on JAX: {jax_seconds / ours:.2f}")
+    print(f"ratio over public: {public / ours:.2f}")
     print(f"ratio: {naive / ours:.2f}")
 
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import write_sequence
-from signtrain import cli, config, export, synth
+from signtrain import cli, config, files, synth
 
 MARKER = "unpickled.txt"
 
@@ -300,7 +300,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        export.atomic_write(str(target), broken_write)
+        files.atomic_write(str(target), broken_write)
     assert target.read_bytes() == b"the earlier model"
     assert os.listdir(tmp_path) == ["action_model.h5"]  # no temp file left behind
 

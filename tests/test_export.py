@@ -1,6 +1,7 @@
 """Round trips of every shipped format: ONNX, TFLite, SavedModel and the .h5 in Keras 2, each
 against the Keras model on the same input; `signtrain export` and `signtrain predict`."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -10,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from signtrain import cli, config, export, h5compat, infer, synth
+from signtrain import cli, config, export, formats, h5compat, infer, synth
 
 FORMATS = ["onnx", "tflite", "savedmodel"]
 # Float32 reorderings give ~1e-7 with Keras' moving averages and up to ~1.3e-5 with exact BatchNorm
@@ -68,13 +69,13 @@ def test_every_format_gives_the_keras_probabilities(exported_run):
     reference = keras3_predict(os.path.join(run_dir, config.MODEL_FILE), X_test)
     assert reference.shape == (len(X_test), len(metrics["actions"]))
     for name in FORMATS:
-        path = os.path.join(run_dir, config.EXPORT_FILES[name])
+        path = os.path.join(run_dir, formats.get(name).file)
         outputs = infer.load_predictor(path)(X_test)  # the format comes from the file name
         assert outputs.shape == reference.shape
         assert np.max(np.abs(outputs - reference)) < TOLERANCE, name
         assert (outputs.argmax(1) == reference.argmax(1)).all()
         record = metrics["exports"][name]
-        assert record["file"] == config.EXPORT_FILES[name] and record["max_abs_diff"] < TOLERANCE
+        assert record["file"] == formats.get(name).file and record["max_abs_diff"] < TOLERANCE
         assert record["top1_agree"] == f"{len(X_test)}/{len(X_test)}" and record["converted"] is True
 
 
@@ -82,25 +83,25 @@ def test_onnx_takes_any_batch_size_and_tflite_uses_builtin_ops_only(exported_run
     run_dir, _, _, X_test = exported_run
     import onnx
 
-    graph = onnx.load(os.path.join(run_dir, config.ONNX_FILE)).graph
+    graph = onnx.load(os.path.join(run_dir, formats.get("onnx").file)).graph
     assert graph.input[0].name == export.INPUT_NAME
     assert graph.input[0].type.tensor_type.shape.dim[0].dim_value == 0  # symbolic: any batch
     assert "LSTM" in {node.op_type for node in graph.node}  # the fused operator, not a Loop
-    onnx_predict = infer.load_predictor(os.path.join(run_dir, config.ONNX_FILE))
+    onnx_predict = infer.load_predictor(os.path.join(run_dir, formats.get("onnx").file))
     for batch in (1, 5):
         assert onnx_predict(X_test[:batch]).shape[0] == batch
-    interpreter = infer._tflite_interpreter(os.path.join(run_dir, config.TFLITE_FILE))
+    interpreter = infer._tflite_interpreter(os.path.join(run_dir, formats.get("tflite").file))
     assert list(interpreter.get_input_details()[0]["shape"]) == [1, config.SEQUENCE_LENGTH, config.NUM_FEATURES]
-    with open(os.path.join(run_dir, config.TFLITE_FILE), "rb") as handle:
+    with open(os.path.join(run_dir, formats.get("tflite").file), "rb") as handle:
         assert b"Flex" not in handle.read()  # no Select TF ops: the plain interpreter runs it
     # TensorFlow's own (older) interpreter runs it too, with no delegate, as LiteRT does.
     import tensorflow as tf
 
-    plain = tf.lite.Interpreter(model_path=os.path.join(run_dir, config.TFLITE_FILE))
+    plain = tf.lite.Interpreter(model_path=os.path.join(run_dir, formats.get("tflite").file))
     plain.allocate_tensors()
     plain.set_tensor(plain.get_input_details()[0]["index"], X_test[:1])
     plain.invoke()
-    litert = infer.load_predictor(os.path.join(run_dir, config.TFLITE_FILE))(X_test[:1])
+    litert = infer.load_predictor(os.path.join(run_dir, formats.get("tflite").file))(X_test[:1])
     assert np.max(np.abs(plain.get_tensor(plain.get_output_details()[0]["index"]) - litert)) < TOLERANCE
 
 
@@ -114,7 +115,7 @@ def test_h5_loads_in_keras2_and_keras3_with_the_same_predictions(exported_run, t
 
 def test_export_keeps_what_is_there_and_refuses_bad_input(exported_run, tmp_path, capsys):
     run_dir, data_dir, _, _ = exported_run
-    onnx_path = os.path.join(run_dir, config.ONNX_FILE)
+    onnx_path = os.path.join(run_dir, formats.get("onnx").file)
     before = os.path.getmtime(onnx_path)
     assert cli.main(["export", run_dir, "--format", "onnx"]) == 0
     assert os.path.getmtime(onnx_path) == before and "kept, already there" in capsys.readouterr().out
@@ -153,7 +154,7 @@ def test_predict_prints_the_top_signs_in_every_format(exported_run, capsys):
         probabilities = [float(item.rsplit(" ", 1)[1].rstrip("%")) for item in top]
         assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 100.05
     # A whole sign's folder through a model file; the broken sequence is reported, not fatal.
-    assert cli.main(["predict", "--model", os.path.join(run_dir, config.ONNX_FILE), "--data",
+    assert cli.main(["predict", "--model", os.path.join(run_dir, formats.get("onnx").file), "--data",
                      os.path.join(data_dir, "Stop"), "--top", "1"]) == 0
     out = capsys.readouterr().out
     assert "4: skipped, " in out and "frame 17.npy" in out
@@ -173,8 +174,8 @@ def test_predict_reads_npy_files_and_explains_mistakes(exported_run, tmp_path, c
     assert "unknown model file type '.pt'" in capsys.readouterr().err
     lone = tmp_path / "lone"
     lone.mkdir()
-    shutil.copy(os.path.join(run_dir, config.ONNX_FILE), lone)
-    assert cli.main(["predict", "--model", str(lone / config.ONNX_FILE), "--data", str(tmp_path / "two.npy")]) == 2
+    shutil.copy(os.path.join(run_dir, formats.get("onnx").file), lone)
+    assert cli.main(["predict", "--model", str(lone / formats.get("onnx").file), "--data", str(tmp_path / "two.npy")]) == 2
     assert "actions.npy not found" in capsys.readouterr().err
 
 
@@ -190,7 +191,7 @@ def test_train_normalize_exports_and_loads_in_keras2(tmp_path):
     assert len(X) == metrics["n_test"]
     reference = keras3_predict(os.path.join(run_dir, config.MODEL_FILE), X)
     for name in ("onnx", "tflite"):
-        outputs = infer.load_predictor(os.path.join(run_dir, config.EXPORT_FILES[name]))(X)
+        outputs = infer.load_predictor(os.path.join(run_dir, formats.get(name).file))(X)
         assert np.max(np.abs(outputs - reference)) < TOLERANCE, name
     keras2 = keras2_predict(os.path.join(run_dir, config.MODEL_FILE), X, tmp_path)
     assert np.max(np.abs(keras2 - reference)) < TOLERANCE
@@ -260,7 +261,9 @@ def test_a_failed_export_keeps_the_run_and_says_how_to_retry(tmp_path, monkeypat
             handle.write(b"half")
         raise RuntimeError("converter crashed")
 
-    monkeypatch.setitem(export.EXPORTERS, "tflite", broken)
+    table = formats.export_formats()
+    monkeypatch.setattr(formats, "export_formats", lambda: tuple(
+        dataclasses.replace(entry, export=broken) if entry.name == "tflite" else entry for entry in table))
     code = cli.main(["train", "--data", data_dir, "--epochs", "1", "--export", "tflite,onnx",
                      "--out", str(tmp_path / "run")])
     assert code == 2
@@ -271,8 +274,8 @@ def test_a_failed_export_keeps_the_run_and_says_how_to_retry(tmp_path, monkeypat
         metrics = json.load(handle)
     assert "converter crashed" in metrics["exports"]["tflite"]["error"]
     assert metrics["exports"]["onnx"]["top1_agree"] == f"{metrics['n_test']}/{metrics['n_test']}"
-    assert not (tmp_path / "run" / config.TFLITE_FILE).exists()  # the half-written file is gone
-    assert (tmp_path / "run" / config.MODEL_FILE).exists() and (tmp_path / "run" / config.ONNX_FILE).exists()
+    assert not (tmp_path / "run" / formats.get("tflite").file).exists()  # the half-written file is gone
+    assert (tmp_path / "run" / config.MODEL_FILE).exists() and (tmp_path / "run" / formats.get("onnx").file).exists()
 
 
 def test_predict_skips_sequences_of_another_layout(exported_run, tmp_path, capsys):

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import realdata_file
-from signtrain import cli, config, features, preprocess, synth
+from signtrain import cli, config, features, formats, preprocess, synth
 from signtrain import model as model_lib
 
 
@@ -132,6 +132,6 @@ def test_a_relative_augmented_run_ships_a_model_for_raw_frames_in_every_format(t
     X, _ = export.read_test_sequences(run_dir)
     reference = keras3_predict(os.path.join(run_dir, config.MODEL_FILE), X)  # plain load_model, raw frames
     for name in ("onnx", "tflite"):
-        outputs = infer.load_predictor(os.path.join(run_dir, config.EXPORT_FILES[name]))(X)
+        outputs = infer.load_predictor(os.path.join(run_dir, formats.get(name).file))(X)
         assert np.max(np.abs(outputs - reference)) < TOLERANCE, name
     assert np.max(np.abs(keras2_predict(os.path.join(run_dir, config.MODEL_FILE), X, tmp_path) - reference)) < TOLERANCE

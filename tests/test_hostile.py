@@ -158,7 +158,7 @@ def test_evaluate_refuses_frames_of_another_width_naming_both(short_run, capsys,
 
 
 def test_a_read_only_run_folder_is_refused_before_converting_or_scoring(short_run, capsys, tmp_path, monkeypatch):
-    from signtrain import export
+    from signtrain import export, files
 
     _, run_dir, data_dir = short_run
     copy = _copy_run(run_dir, tmp_path)
@@ -169,7 +169,7 @@ def test_a_read_only_run_folder_is_refused_before_converting_or_scoring(short_ru
     def read_only(*args, dir=None, **kwargs):  # what a read-only folder does (tests may run as root)
         raise PermissionError(13, "Permission denied", dir)
 
-    monkeypatch.setattr(export.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
     for argv in (["export", str(copy), "--format", "onnx"], ["evaluate", "--model", str(copy), "--data", data_dir]):
         code, output = run(capsys, *argv)
         assert code == 2 and f"cannot write into {str(copy)!r} (Permission denied)" in output

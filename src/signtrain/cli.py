@@ -76,7 +76,7 @@ def _add_training_commands(commands):
 
 def _add_tool_commands(commands):
     """check, evaluate, predict, export and synth."""
-    from signtrain import infer
+    from signtrain import formats, infer
 
     check = commands.add_parser("check", help="check an MP_Data folder before training",
                                 description="Read an MP_Data folder as training would and report, per action, "
@@ -102,23 +102,24 @@ def _add_tool_commands(commands):
         description="A sanity check of a trained model, in any format: the top signs with probabilities for one "
                     "sequence (an .npy of shape (30, 1662), or a folder with 0.npy..29.npy) or for every "
                     "sequence under a folder.")
+    suffixes = ", ".join(suffix for entry in formats.export_formats() for suffix in entry.suffixes)
     predict.add_argument("--model", required=True, metavar="RUN_DIR_OR_FILE",
-                         help="a run folder (with --format) or a model file: .h5, .keras, .onnx, .tflite, or a "
-                              "SavedModel folder; actions.npy must be beside it")
+                         help=f"a run folder (with --format) or a model file: {suffixes}, or a SavedModel folder; "
+                              f"actions.npy must be beside it")
     predict.add_argument("--data", required=True, metavar="SEQ_DIR_OR_NPY", help="what to classify")
-    predict.add_argument("--format", choices=infer.FORMATS, default=None,
+    predict.add_argument("--format", choices=formats.names(), default=None,
                          help="which of a run folder's files to use (default keras: action_model.h5)")
     predict.add_argument("--top", type=_at_least_one, default=3, metavar="K", help="signs to show (default 3)")
 
+    exports = [formats.get(name) for name in formats.export_names()]
     export = commands.add_parser(
-        "export", help="write a finished run's model as ONNX, TFLite or SavedModel",
-        description="Convert RUN_DIR/action_model.h5, check the converted model's outputs against Keras on the "
-                    "run's test sequences (max abs difference <= 1e-4, same top-1 sign), and record it in "
-                    "metrics.json. Files: action_model.onnx (any batch size), action_model.tflite (builtin "
-                    "ops, one sequence per call), action_model_savedmodel/.")
+        "export", help=f"write a finished run's model as {', '.join(entry.name for entry in exports)}",
+        description=f"Convert RUN_DIR/{config.MODEL_FILE}, check the converted model's outputs against Keras on the "
+                    f"run's test sequences (max abs difference <= {config.EXPORT_TOLERANCE:g}, same top-1 sign), and "
+                    f"record it in metrics.json. Files: {'; '.join(entry.about for entry in exports)}.")
     export.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder")
     export.add_argument("--format", type=settings.format_list, required=True, metavar="FORMAT,...",
-                        help="onnx, tflite, savedmodel (comma-separated for several)")
+                        help=f"{', '.join(entry.name for entry in exports)} (comma-separated for several)")
     export.add_argument("--data", default=None, metavar="DIR",
                         help="the data folder the run trained on, when it moved (default: from args.yaml)")
 
@@ -138,13 +139,13 @@ def _quiet_tensorflow():
 
 
 def _evaluate(args):
-    from signtrain import evaluate, export, infer, model as model_lib
+    from signtrain import evaluate, files, infer, model as model_lib
 
     for name in (config.MODEL_FILE, config.ACTIONS_FILE):
         if not os.path.exists(os.path.join(args.model, name)):
             raise FileNotFoundError(f"{os.path.join(args.model, name)} not found: --model takes a finished run folder")
     folder = os.path.join(args.model, "evaluations")
-    export.require_writable(folder if os.path.isdir(folder) else args.model, "signtrain evaluate")
+    files.require_writable(folder if os.path.isdir(folder) else args.model, "signtrain evaluate")
     actions_path = os.path.join(args.model, config.ACTIONS_FILE)
     model_path = os.path.join(args.model, config.MODEL_FILE)
     actions = infer.read_actions(actions_path)
@@ -165,7 +166,7 @@ def _evaluate(args):
     path, index = os.path.join(folder, f"{stem}.json"), 2
     while os.path.exists(path):  # never overwrite an earlier evaluation
         path, index = os.path.join(folder, f"{stem}{index}.json"), index + 1
-    export.write_json(path, result)
+    files.write_json(path, result)
     print(f"written to {path}")
     return 0
 

@@ -71,10 +71,7 @@ MODEL_FILE = "action_model.h5"
 BEST_MODEL_FILE = "best_model.h5"
 ACTIONS_FILE = "actions.npy"
 SAVEDMODEL_DIR = "action_model_savedmodel"
-ONNX_FILE = "action_model.onnx"
-TFLITE_FILE = "action_model.tflite"
-# `signtrain export --format NAME` and `train --export NAME,...`: what each format writes in the run.
-EXPORT_FILES = {"savedmodel": SAVEDMODEL_DIR, "onnx": ONNX_FILE, "tflite": TFLITE_FILE}
+# The exports' files (action_model.onnx, action_model.tflite): signtrain.formats' table.
 # An export ships only when its probabilities on the run's test sequences stay this close to the
 # Keras model's (float32 reorderings give ~1e-7) and every top-1 sign is the same.
 EXPORT_TOLERANCE = 1e-4

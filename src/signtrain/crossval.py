@@ -12,7 +12,7 @@ import shutil
 
 import numpy as np
 
-from signtrain import config, data, distribute, evaluate, export, fitting, runfolder
+from signtrain import config, data, distribute, evaluate, files, fitting, runfolder
 from signtrain import settings as settings_lib
 from signtrain import train as train_lib
 
@@ -128,7 +128,7 @@ def cross_validate(settings, folds=5, repeats=1, out=None, by="fold"):
                   f"{result['epochs_run']} epochs", flush=True)
         summary = _summary(dataset, settings, results, recalls, pooled, folds, repeats, by)
         path = os.path.join(run_dir, "cv.json")
-        export.write_json(path, summary)
+        files.write_json(path, summary)
         if not distribute.is_chief():
             shutil.rmtree(run_dir, ignore_errors=True)
         _print_summary(summary, path)

@@ -1,43 +1,14 @@
-"""Writing a run's files so that nothing the user had is ever half-written or overwritten.
-
-Every file is written under a temporary name in the same folder and renamed into place: an
-interrupted run leaves either the old file or the new one, never a truncated model.
+"""Exports of a trained model (SavedModel, ONNX, TFLite) and the check that each computes what the
+Keras model computes; the .h5 the live app loads (save_h5). Files are written by signtrain.files.
 """
 
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
-
-def partial_name(path):
-    folder, name = os.path.split(path)
-    stem, extension = os.path.splitext(name)
-    # Keras picks the format from the extension, so the temp name keeps it.
-    return os.path.join(folder, f".{stem}.partial{extension}")
-
-
-def remove_path(path, ignore_errors=False):
-    """Delete a file or a folder (a SavedModel is a folder) if it is there."""
-    if os.path.isdir(path):
-        shutil.rmtree(path, ignore_errors=ignore_errors)
-    elif os.path.exists(path):
-        os.remove(path)
-
-
-def atomic_write(path, write):
-    """Call write(temp_path), then rename temp_path to path. Returns path."""
-    temp = partial_name(path)
-    remove_path(temp)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    except BaseException:
-        remove_path(temp, ignore_errors=True)
-        raise
-    return path
+from signtrain import files
+from signtrain.files import atomic_write, remove_path, write_json
 
 
 def save_h5(model, path):
@@ -59,16 +30,6 @@ def save_h5(model, path):
 
     atomic_write(path, write)
     return reason[0] if reason else None
-
-
-def save_actions(actions, path):
-    """actions.npy: the label names in label order, as the spec's np.save(ACTIONS) writes them."""
-
-    def write(temp):
-        with open(temp, "wb") as handle:
-            np.save(handle, np.array(actions))
-
-    return atomic_write(path, write)
 
 
 def export_savedmodel(model, path):
@@ -128,29 +89,6 @@ def export_tflite(model, path):
     return atomic_write(path, write)
 
 
-EXPORTERS = {"savedmodel": export_savedmodel, "onnx": export_onnx, "tflite": export_tflite}
-
-
-def parse_formats(text):
-    """'onnx,tflite' -> ["onnx", "tflite"], with an error that lists the choices."""
-    formats = [name.strip().lower() for name in str(text).split(",") if name.strip()]
-    unknown = [name for name in formats if name not in EXPORTERS]
-    if unknown or not formats:
-        raise ValueError(f"unknown export format {', '.join(unknown) or repr(text)}: choose from "
-                         f"{', '.join(EXPORTERS)} (comma-separated, e.g. --export onnx,tflite)")
-    return list(dict.fromkeys(formats))
-
-
-def require_converters(formats):
-    """Fail before training, not after it, when a format's converter or runtime is not installed."""
-    import importlib.util
-
-    needs = {"onnx": ("tf2onnx", "onnx", "onnxruntime")}
-    missing = [module for name in formats for module in needs.get(name, ()) if importlib.util.find_spec(module) is None]
-    if missing:
-        raise ImportError(f"--export {','.join(formats)} needs {', '.join(missing)}: pip install 'signtrain[export]'")
-
-
 def _disagreements(outputs, reference, tolerance):
     """Rows whose top-1 sign differs, not counting near ties (the Keras model's two best within the
     tolerance, where float noise may pick either)."""
@@ -168,17 +106,18 @@ def export_and_check(model, run_dir, formats, X_check, reference=None, written=(
     {format: {"file", "max_abs_diff", "top1_agree", "checked_on", "converted"}} for metrics.json.
     """
     from signtrain import config, infer
+    from signtrain import formats as table  # the parameter `formats` names the chosen ones
 
     if reference is None:
         reference = model.predict(X_check, verbose=0)
     reference = np.asarray(reference, dtype=np.float64)
     records = {}
     for name in formats:
-        path = os.path.join(run_dir, config.EXPORT_FILES[name])
+        path = os.path.join(run_dir, table.get(name).file)
         converted = not os.path.exists(path)
         try:
             if converted:
-                EXPORTERS[name](model, path)
+                table.get(name).export(model, path)
             outputs = np.asarray(infer.load_predictor(path, name)(X_check), dtype=np.float64)
         except Exception as error:  # converters and runtimes raise their own exception types
             if converted:
@@ -201,30 +140,12 @@ def export_and_check(model, run_dir, formats, X_check, reference=None, written=(
             )
         agree = len(X_check) - wrong
         fresh = converted or name in written
-        records[name] = {"file": config.EXPORT_FILES[name], "max_abs_diff": difference,
+        records[name] = {"file": table.get(name).file, "max_abs_diff": difference,
                          "top1_agree": f"{agree}/{len(X_check)}", "checked_on": "test sequences",
                          "converted": fresh}
         print(f"{name}: {path} ({'written' if fresh else 'kept, already there'}), max abs difference "
               f"{difference:.1e} vs Keras on {len(X_check)} test sequences, top-1 identical on {agree}")
     return records
-
-
-def write_text(path, text):
-    def write(temp):
-        with open(temp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-
-    return atomic_write(path, write)
-
-
-def write_json(path, data):
-    return write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
-def write_yaml(path, data):
-    import yaml
-
-    return write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def read_test_sequences(run_dir, data_dir=None):
@@ -270,25 +191,13 @@ def read_test_sequences(run_dir, data_dir=None):
     return np.stack(X_check), metrics
 
 
-def require_writable(folder, command):
-    """Refuse at once, before any converting or scoring, when folder cannot take a new file."""
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".signtrain_probe_", dir=folder)
-        os.close(handle)
-        os.remove(probe)
-    except OSError as error:
-        raise PermissionError(f"cannot write into {folder!r} ({error.strerror or error}), where {command} writes its "
-                              f"result; nothing was done. Make it writable (chmod u+w {folder!r}) or copy the run "
-                              f"folder to a disk you can write to and run it there") from None
-
-
 def export_run(run_dir, formats, data_dir=None):
     """`signtrain export RUN_DIR --format ...`: export a finished run's action_model.h5, check it on the
     run's own test sequences (read again from its data folder) and record it in metrics.json."""
     from signtrain import config, model as model_lib
 
     if os.path.isdir(run_dir):
-        require_writable(run_dir, "signtrain export")
+        files.require_writable(run_dir, "signtrain export")
     X_check, metrics = read_test_sequences(run_dir, data_dir)
     model = model_lib.load_model(os.path.join(run_dir, config.MODEL_FILE))
     records = export_and_check(model, run_dir, formats, X_check)

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from signtrain import config, data, diagnose, evaluate, export, fitting, recordings, stream
+from signtrain import config, data, diagnose, evaluate, export, files, fitting, recordings, stream
 from signtrain import model as model_lib
 
 
@@ -37,9 +37,9 @@ def judge(prepared, net):
     y_test = data.one_hot(dataset.y[test_idx], len(dataset.actions))
     best = model_lib.compile_model(model_lib.load_model(path(config.BEST_MODEL_FILE)))
     h5_keras3_only = export.save_h5(best, path(config.MODEL_FILE))
-    export.save_actions(dataset.actions, path(config.ACTIONS_FILE))
+    files.save_actions(dataset.actions, path(config.ACTIONS_FILE))
     if prepared.resume_dir:  # a run stopped while writing its files: what it wrote is its own, made again
-        export.remove_path(path(config.SAVEDMODEL_DIR))
+        files.remove_path(path(config.SAVEDMODEL_DIR))
     export.export_savedmodel(best, path(config.SAVEDMODEL_DIR))
     shipped = model_lib.load_model(path(config.MODEL_FILE))
     if prepared.settings.stream:  # dataset.X is a memory map: rows are read batch by batch
@@ -116,7 +116,7 @@ def finish(prepared, net, history, train_seconds, resumed):
     interval = evaluate.wilson_interval(correct, len(y_true))
     evaluate.plot_confusion_matrix(matrix, dataset.actions, path(config.CONFUSION_MATRIX_FILE))
     evaluate.plot_history(history, path(config.HISTORY_PLOT_FILE))
-    export.write_text(path(config.REPORT_FILE), report)
+    files.write_text(path(config.REPORT_FILE), report)
     metrics = _metrics(prepared, judged, history, train_seconds, resumed, correct, interval, per_class, matrix)
     failed = []
     if prepared.settings.export:
@@ -124,7 +124,7 @@ def finish(prepared, net, history, train_seconds, resumed):
     metrics["diagnostics"] = diagnose.diagnose(metrics, history)
     if prepared.recording:
         metrics["external_test"] = evaluate.evaluate_recording(shipped, dataset.actions, prepared.recording)
-    export.write_json(path(config.METRICS_FILE), metrics)  # last: a run without it is resumable
+    files.write_json(path(config.METRICS_FILE), metrics)  # last: a run without it is resumable
     return RunReport(prepared.run_dir, metrics, report, failed)
 
 

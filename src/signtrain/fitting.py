@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from signtrain import config, data, distribute, export, fast, precise_bn, stream
+from signtrain import config, data, distribute, fast, files, precise_bn, stream
 from signtrain import model as model_lib
 
 # Saved on Ctrl-C: the weights and the optimizer state, so --resume continues where it stopped.
@@ -110,7 +110,7 @@ def callbacks(keras, path, settings, resumed):
         # ModelCheckpoint writes in place; an interrupt mid-write would leave a broken best_model.h5.
         # It writes to a temp name here, renamed into place once complete.
         def __init__(self, final_path, **kwargs):
-            super().__init__(export.partial_name(final_path), **kwargs)
+            super().__init__(files.partial_name(final_path), **kwargs)
             self.final_path = final_path
 
         def on_epoch_end(self, epoch, logs=None):

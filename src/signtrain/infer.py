@@ -1,4 +1,5 @@
-"""Run a trained model in any shipped format: Keras (.h5/.keras), SavedModel, ONNX, TFLite.
+"""Run a trained model in any shipped format: Keras (.h5/.keras), SavedModel, ONNX, TFLite (the
+runners of signtrain.formats' table).
 
 `load_predictor(path, format)` returns one function, probabilities = predict(X) for a
 (n, 30, 1662) float array, whatever runs underneath: `signtrain predict`, the export checks and
@@ -10,24 +11,6 @@ import os
 import numpy as np
 
 from signtrain import config, data
-
-FORMATS = ("keras", "savedmodel", "onnx", "tflite")
-
-
-def format_of(path):
-    """The format a model path holds, from its name."""
-    if os.path.isdir(path):
-        if os.path.exists(os.path.join(path, "saved_model.pb")):
-            return "savedmodel"
-        raise ValueError(f"{path} is a folder without saved_model.pb: not a SavedModel. Pass a run folder with "
-                         f"--model, or a model file (.h5, .keras, .onnx, .tflite)")
-    extension = os.path.splitext(path)[1].lower()
-    formats = {".h5": "keras", ".keras": "keras", ".onnx": "onnx", ".tflite": "tflite"}
-    if extension not in formats:
-        raise ValueError(f"{path}: unknown model file type {extension!r}; signtrain reads .h5, .keras, .onnx, "
-                         f".tflite files and SavedModel folders")
-    return formats[extension]
-
 
 def _with_features(predict, features):
     """Attach the frame width the model takes (None: unknown) to a predict function."""
@@ -50,7 +33,7 @@ def keras_compiled(model):
     return _with_features(lambda X: call(np.asarray(X, dtype=np.float32)).numpy(), features)
 
 
-def _savedmodel(path):
+def load_savedmodel(path, threads=None):
     import tensorflow as tf
 
     loaded = tf.saved_model.load(path)
@@ -69,7 +52,7 @@ def _savedmodel(path):
     return _with_features(predict, features)
 
 
-def _onnx(path, threads=None):
+def load_onnx(path, threads=None):
     try:
         import onnxruntime
     except ImportError:
@@ -93,7 +76,7 @@ def _tflite_interpreter(path, threads=None):
     return Interpreter(model_path=path, num_threads=threads)
 
 
-def _tflite(path, threads=None):
+def load_tflite(path, threads=None):
     """The TFLite file takes one sequence per call (its batch size is fixed at 1): rows one by one."""
     interpreter = _tflite_interpreter(path, threads)
     interpreter.allocate_tensors()
@@ -111,22 +94,22 @@ def _tflite(path, threads=None):
     return _with_features(predict, details["shape"][-1])
 
 
+def load_keras(path, threads=None):
+    from signtrain import model as model_lib
+
+    return keras_predict(model_lib.load_model(path))
+
+
 def load_predictor(path, model_format=None, threads=None):
     """probabilities = predict(X) for the model at path (format from the name unless given)."""
-    model_format = model_format or format_of(path)
+    from signtrain import formats
+
+    model_format = model_format or formats.of_path(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found")
-    if model_format == "keras":
-        from signtrain import model as model_lib
-
-        return keras_predict(model_lib.load_model(path))
-    if model_format == "savedmodel":
-        return _savedmodel(path)
-    if model_format == "onnx":
-        return _onnx(path, threads)
-    if model_format == "tflite":
-        return _tflite(path, threads)
-    raise ValueError(f"unknown model format {model_format!r}; choose from {', '.join(FORMATS)}")
+    if model_format not in formats.names():
+        raise ValueError(f"unknown model format {model_format!r}; choose from {', '.join(formats.names())}")
+    return formats.get(model_format).load(path, threads)
 
 
 def find_model(model, model_format=None):
@@ -134,16 +117,19 @@ def find_model(model, model_format=None):
     if not os.path.exists(model):
         raise FileNotFoundError(f"{model} not found: --model takes a run folder (runs/train/exp) or a model file")
     if os.path.isdir(model) and not os.path.exists(os.path.join(model, "saved_model.pb")):
+        from signtrain import formats
+
         run_dir, model_format = model, model_format or "keras"
-        files = dict(config.EXPORT_FILES, keras=config.MODEL_FILE)
-        path = os.path.join(run_dir, files[model_format])
+        path = os.path.join(run_dir, formats.get(model_format).file)
         if not os.path.exists(path):
             fix = (f"export it first with signtrain export {run_dir} --format {model_format}" if model_format != "keras"
                    else "--model takes a finished run folder")
             raise FileNotFoundError(f"{path} not found: {fix}")
     else:
         path, run_dir = model, os.path.dirname(os.path.abspath(model))
-        model_format = model_format or format_of(path)
+        from signtrain import formats
+
+        model_format = model_format or formats.of_path(path)
     actions_path = os.path.join(run_dir, config.ACTIONS_FILE)
     if not os.path.exists(actions_path):
         raise FileNotFoundError(f"{actions_path} not found: the sign names come from the actions.npy beside "

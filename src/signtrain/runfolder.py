@@ -6,7 +6,7 @@ import os
 import shutil
 import tempfile
 
-from signtrain import config, distribute, export
+from signtrain import config, distribute, files
 
 MIN_FREE_BYTES = 200 * 1024 * 1024  # models, SavedModel, logs and plots of one run, with room to spare
 DISK_FULL_BYTES = 16 * 1024 * 1024  # below this, a failed write is taken for a full disk
@@ -97,14 +97,14 @@ def discard(run_dir, created):
         shutil.rmtree(run_dir, ignore_errors=True)
         return
     for name in os.listdir(run_dir):
-        export.remove_path(os.path.join(run_dir, name))
+        files.remove_path(os.path.join(run_dir, name))
 
 
 def drop_partials(run_dir):
-    """Remove the temp files of writes an interrupt or a full disk cut short (export.partial_name)."""
+    """Remove the temp files of writes an interrupt or a full disk cut short (files.partial_name)."""
     for name in os.listdir(run_dir):
         if ".partial" in name:
-            export.remove_path(os.path.join(run_dir, name))
+            files.remove_path(os.path.join(run_dir, name))
 
 
 def disk_full(error, run_dir):

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from signtrain import config, distribute, export, fast
+from signtrain import config, distribute, fast, files, formats
 from signtrain.features import DEFAULT_FEATURES, FEATURE_SETS
 
 
@@ -40,7 +40,7 @@ def action_list(text):
 
 def format_list(text):
     try:
-        return export.parse_formats(text)
+        return formats.parse(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -111,7 +111,7 @@ class TrainSettings:
     strategy: str = _flag("none", "tf.distribute: mirrored = every GPU of this machine, multiworker = several machines "
                                   "(each runs the same command with its TF_CONFIG); --batch-size is per replica",
                           choices=distribute.STRATEGIES)
-    export: list = _flag(None, "also write the model as onnx, tflite and/or savedmodel (comma-separated), each checked "
+    export: list = _flag(None, "also write the model as {formats} (comma-separated, signtrain.formats), each checked "
                                "against the Keras model on the test sequences; see signtrain export",
                          metavar="FORMAT,...", parse=format_list, commands=("train", "demo"))
     stream: bool = _flag(False, "for data bigger than memory: keep the sequences in the packed cache beside the data "
@@ -140,8 +140,8 @@ class TrainSettings:
             if declared["choices"] and value not in declared["choices"]:
                 raise ValueError(f"{flag_name(field.name)} {value!r} is not one of {', '.join(declared['choices'])}")
         if self.export:
-            self.export = export.parse_formats(self.export if isinstance(self.export, str) else ",".join(self.export))
-            export.require_converters(self.export)
+            self.export = formats.parse(self.export if isinstance(self.export, str) else ",".join(self.export))
+            formats.require(self.export)
         if self.augment and self.stream:
             raise ValueError("--augment makes its copies in memory and cannot be combined with --stream; "
                              "drop one of them")
@@ -164,8 +164,9 @@ def add_flags(parser, command):
         spec = field.metadata["flag"]
         if command not in spec["commands"]:
             continue
+        text = spec["help"].replace("{default}", str(field.default))
         options = {"dest": field.name, "default": field.default,
-                   "help": spec["help"].replace("{default}", str(field.default))}
+                   "help": text.replace("{formats}", ", ".join(formats.export_names()))}
         if spec["switch"]:
             options["action"] = "store_true" if spec["switch"] == "on" else "store_false"
         else:
@@ -220,7 +221,7 @@ def write_args(args_path, settings, run_dir, dataset, run_versions, split):
         num_features=dataset.num_features,
         versions=run_versions,
     )
-    export.write_yaml(args_path, args)
+    files.write_yaml(args_path, args)
 
 
 def _read_args(run_dir):

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from signtrain import __version__, check, config, data, diagnose, distribute, evaluate, export, fitting, recordings
+from signtrain import __version__, check, config, data, diagnose, distribute, evaluate, files, fitting, recordings
 from signtrain import runfolder
 from signtrain.finish import finish, print_summary
 from signtrain.settings import TrainSettings, check_options, resolved, resumed_split, settings_from_run, write_args
@@ -176,7 +176,7 @@ def _interrupted(prepared, net):
             runfolder.discard(run_dir, prepared.created)
         return TrainingInterrupted(f"interrupted before the first epoch ended: nothing to keep, {run_dir} "
                                    f"removed; start a new run")
-    export.atomic_write(path(fitting.LAST_MODEL_FILE), net.save)
+    files.atomic_write(path(fitting.LAST_MODEL_FILE), net.save)
     if os.path.exists(path(config.RESULTS_FILE)):
         evaluate.plot_history(fitting.read_history(path(config.RESULTS_FILE)), path(config.HISTORY_PLOT_FILE))
     return TrainingInterrupted(

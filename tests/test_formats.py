@@ -1,0 +1,61 @@
+"""One table of model formats (signtrain.formats): a new entry is all the CLI, the checks and the
+runners need to know of a format."""
+
+import numpy as np
+import pytest
+
+from signtrain import cli, config, export, formats, infer
+
+
+def test_the_table_names_every_file_and_function():
+    table = {entry.name: entry for entry in formats.export_formats()}
+    assert list(table) == ["keras", "savedmodel", "onnx", "tflite"] and formats.names() == tuple(table)
+    assert table["keras"].file == config.MODEL_FILE and table["keras"].export is None
+    assert table["savedmodel"].file == config.SAVEDMODEL_DIR and table["savedmodel"].export is export.export_savedmodel
+    assert (table["onnx"].file, table["onnx"].export, table["onnx"].load) == (
+        "action_model.onnx", export.export_onnx, infer.load_onnx)
+    assert (table["tflite"].file, table["tflite"].export, table["tflite"].load) == (
+        "action_model.tflite", export.export_tflite, infer.load_tflite)
+    assert formats.export_names() == ("savedmodel", "onnx", "tflite")
+    assert [formats.of_path(f"m{suffix}") for suffix in (".h5", ".keras", ".onnx", ".TFLITE")] == [
+        "keras", "keras", "onnx", "tflite"]
+    with pytest.raises(ValueError, match=r"unknown model file type '\.pt'; signtrain reads \.h5, \.keras, \.onnx, "
+                                         r"\.tflite files and SavedModel folders"):
+        formats.of_path("model.pt")
+    with pytest.raises(ValueError, match="unknown export format keras: choose from savedmodel, onnx, tflite"):
+        formats.parse("onnx,keras")
+    assert formats.parse(" ONNX,tflite,onnx ") == ["onnx", "tflite"]
+
+
+def test_a_new_format_is_one_entry(monkeypatch, tmp_path, capsys):
+    """An entry with its converter and runner: --export, export --format, predict --format and the
+    export check take it without another change."""
+    written = []
+
+    def convert(model, path):
+        written.append(path)
+        with open(path, "w") as handle:
+            handle.write("probabilities")
+        return path
+
+    def runner(path, threads=None):
+        return lambda X: np.full((len(X), 2), 0.5)
+
+    table = formats.export_formats()
+    new = formats.Format("toy", "action_model.toy", (".toy",), convert, runner, (), "action_model.toy (a test)")
+    monkeypatch.setattr(formats, "export_formats", lambda: table + (new,))
+    assert formats.parse("toy") == ["toy"] and formats.of_path("a.toy") == "toy"
+    assert cli.build_parser().parse_args(["train", "--data", "x", "--export", "toy"]).export == ["toy"]
+    assert cli.build_parser().parse_args(["predict", "--model", "m", "--data", "d", "--format", "toy"]).format == "toy"
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["export", "--help"])
+    assert "action_model.toy (a test)" in " ".join(capsys.readouterr().out.split())  # help wraps lines
+
+    class TwoSigns:
+        def predict(self, X, verbose=0):
+            return np.full((len(X), 2), 0.5)
+
+    records = export.export_and_check(TwoSigns(), str(tmp_path), ["toy"], np.zeros((3, 30, 1662), np.float32))
+    assert written == [str(tmp_path / "action_model.toy")]
+    assert records["toy"]["file"] == "action_model.toy" and records["toy"]["top1_agree"] == "3/3"
+    assert infer.load_predictor(str(tmp_path / "action_model.toy"))(np.zeros((1, 30, 1662))).shape == (1, 2)
