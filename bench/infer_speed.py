@@ -29,7 +29,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "src"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from signtrain import config, export, infer, synth  # noqa: E402
+from signtrain import config, export, formats, infer, synth  # noqa: E402
 from signtrain import model as model_lib  # noqa: E402
 from signtrain.train import TrainSettings, train, versions  # noqa: E402
 
@@ -80,7 +80,7 @@ def main():
             run_dir = trained_run(work, 1 if args.quick else 30)
         X_test, _ = export.read_test_sequences(run_dir)
         net = model_lib.load_model(os.path.join(run_dir, config.MODEL_FILE))
-        path = {name: os.path.join(run_dir, file) for name, file in config.EXPORT_FILES.items()}
+        path = {name: os.path.join(run_dir, formats.get(name).file) for name in formats.export_names()}
         methods = {
             "predict": infer.keras_predict(net),
             "keras call": infer.keras_compiled(net),

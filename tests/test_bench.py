@@ -171,3 +171,11 @@ def test_real_people_variants_change_the_point_lists_for_one_training_only():
     with pytest.raises(RuntimeError), bench.variant("wrists only"):
         raise RuntimeError("a failed training")
     assert features.OUTPUT_SIZE == 372 and features.LIP_POINTS == (61, 291, 13, 14)
+
+
+def test_ctrl_c_quick(tmp_path):
+    result = subprocess.run([sys.executable, os.path.join(REPO, "bench", "ctrl_c.py"), "--quick"],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert len([line for line in lines if line.startswith("try ")]) == 2 and lines[-1] == "crashes: 0 of 2"

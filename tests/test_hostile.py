@@ -361,3 +361,40 @@ def test_a_damaged_model_file_is_named_with_what_to_do(short_run, tmp_path, caps
     code, output = run(capsys, "evaluate", "--model", str(copy), "--data", data_dir)
     assert code == 2 and f"{model_path} is not a Keras model signtrain can load" in output
     assert "copy the run's file again, or train again" in output
+
+
+def test_ctrl_c_while_the_files_are_written_says_how_to_finish_and_resume_does(small_data, tmp_path, monkeypatch,
+                                                                               capsys):
+    """Ctrl-C after the last epoch, once action_model.h5 is written: exit 130, the resume command,
+    a resumable folder; and Ctrl-C before the fit leaves no folder that blocks the same --out."""
+    import json
+
+    from signtrain import export, train as train_module
+
+    data_dir, before = small_data
+    out = str(tmp_path / "run")
+    real_save = export.save_h5
+
+    def save_then_interrupt(model, path):
+        real_save(model, path)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(export, "save_h5", save_then_interrupt)
+        code, output = run(capsys, "train", "--data", data_dir, "--out", out, "--epochs", "2")
+    assert code == 130 and f"Continue with: signtrain train --resume {out}" in output
+    assert not os.path.exists(os.path.join(out, config.METRICS_FILE))
+    assert not [name for name in os.listdir(out) if ".partial" in name]
+    code, output = run(capsys, "train", "--resume", out)
+    assert code == 0, output
+    assert json.load(open(os.path.join(out, config.METRICS_FILE)))["epochs_run"] == 2
+    assert snapshot(data_dir) == before
+
+    def interrupted_plan(prepared):
+        raise KeyboardInterrupt
+
+    fresh = str(tmp_path / "fresh")
+    monkeypatch.setattr(train_module, "plan", interrupted_plan)
+    code, output = run(capsys, "train", "--data", data_dir, "--out", fresh)
+    assert code == 130 and "interrupted before the first epoch ended: nothing to keep" in output
+    assert not os.path.exists(fresh)

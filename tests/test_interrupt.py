@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from conftest import REPO
 from signtrain import synth
@@ -92,3 +93,52 @@ def test_sigterm_stops_like_ctrl_c_and_says_how_to_resume(tmp_path):
     assert f"Continue with: signtrain train --resume {run_dir}" in err, err[-3000:]
     assert {"best_model.h5", "last_model.keras", "results.csv"} <= set(os.listdir(run_dir))
     assert sorted(os.listdir(os.path.join(data_dir, "Hello"))) == before
+
+
+def _fit_with_signals(on_begin):
+    """fitting.fit on a small set (3 batches an epoch) with a callback that may send signals; the
+    batch hooks seen, in order."""
+    from tensorflow import keras
+
+    from signtrain import data, fitting
+    from signtrain import model as model_lib
+    from signtrain.settings import TrainSettings
+
+    X, y = synth.synth_arrays(actions=["Hello", "Yes"], sequences=20, seed=1)
+    keras.utils.set_random_seed(0)
+    net = model_lib.compile_model(model_lib.build_model(2))
+    settings = TrainSettings(data="unused", fast=False, reshuffle=False, precise_bn=False)
+    seen = []
+
+    class Probe(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(("begin", batch))
+            on_begin(len(seen))
+
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(("end", batch))
+
+    with pytest.raises(KeyboardInterrupt):
+        fitting.fit(net, fitting.plan_fit(settings, X, data.one_hot(y, 2), 0), callbacks=[Probe()], epochs=3,
+                    verbose=0)
+    return seen
+
+
+def test_ctrl_c_during_fit_stops_at_the_end_of_the_step_and_the_handlers_come_back():
+    """The signal lands inside a step; KeyboardInterrupt comes after the step, from a callback
+    (never from inside TensorFlow's own frames); Python's handlers are back afterwards."""
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    seen = _fit_with_signals(lambda count: os.kill(os.getpid(), signal.SIGINT) if count == 3 else None)
+    assert seen == [("begin", 0), ("end", 0), ("begin", 1), ("end", 1)]  # step 1 finished, step 2 never began
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_a_second_ctrl_c_stops_at_once():
+    def twice(count):
+        if count == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)  # the handler runs: the stop is pending
+            os.kill(os.getpid(), signal.SIGINT)
+
+    assert _fit_with_signals(twice) == [("begin", 0), ("end", 0), ("begin", 1)]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

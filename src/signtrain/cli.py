@@ -277,7 +277,11 @@ def main(argv=None):
     import threading
     import warnings
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C while starting up: nothing was read or written yet
+        print("interrupted before anything was done", file=sys.stderr)
+        return 130
     _quiet_tensorflow()
     warnings.showwarning = _show_warning
     on_main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
@@ -287,6 +291,9 @@ def main(argv=None):
     finally:
         if on_main_thread:
             signal.signal(signal.SIGTERM, previous)
+            if argv is None:  # the command itself, about to exit: its files are written or it refused
+                # TensorFlow's teardown takes a second; a Ctrl-C then would only turn the exit code into -2.
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run(args):
@@ -333,7 +340,8 @@ def _run(args):
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # before or after training: nothing half-written is left behind
-        print("interrupted", file=sys.stderr)
+        print("interrupted: nothing half-written was left behind (every file is written under a temp name first)",
+              file=sys.stderr)
         return 130
 
 

@@ -95,12 +95,22 @@ def plan_fit(settings, X_train, y_train, seed, replicas=1, stream_rows=None):
 
 def fit(net, plan, callbacks=(), **kwargs):
     """net.fit on the plan; unless --no-precise-bn, BatchNorm's statistics are recomputed over the
-    training rows before every validation (signtrain.precise_bn)."""
+    training rows before every validation (signtrain.precise_bn). Ctrl-C and SIGTERM stop it at the
+    end of a step (DeferredInterrupt), as KeyboardInterrupt."""
+    from tensorflow import keras
+
     if plan.statistics is not None:
         callbacks = [precise_bn.callback(*plan.statistics), *callbacks]
     if plan.fast:
         fast.install(net)
-    return net.fit(**plan.inputs, callbacks=list(callbacks), **kwargs)
+    interrupt = DeferredInterrupt(keras)
+    try:
+        # Last: a finished epoch is checkpointed and logged before the stop is raised.
+        history = net.fit(**plan.inputs, callbacks=[*callbacks, interrupt.callback], **kwargs)
+    finally:
+        interrupt.restore()
+    interrupt.raise_if_pending()  # a signal during the last callbacks of fit still stops the run
+    return history
 
 
 def callbacks(keras, path, settings, resumed):
@@ -172,3 +182,47 @@ def resume_state(run_dir, net, monitor):
     state = {"epochs_done": done, "best": history[monitor][best_index], "best_epoch": best_index,
              "wait": done - 1 - best_index, "best_weights": best_weights}
     return net, state
+
+
+class DeferredInterrupt:
+    """Ctrl-C (SIGINT) and SIGTERM during fit stop the run at the end of the current training or
+    validation step: KeyboardInterrupt is raised from a Keras callback, in plain Python between two
+    of TensorFlow's calls, not wherever the signal lands (inside Keras' and TensorFlow's own frames:
+    a tf.function trace, a tf.data iterator, a checkpoint write). A second signal raises at once.
+    Installed on the main thread only (the only one that may set handlers) and only over handlers
+    that are Python's (its own SIGINT one, the CLI's SIGTERM one): ignored signals stay ignored."""
+
+    def __init__(self, keras):
+        import signal
+        import threading
+
+        self.signal, self.pending, self.previous = signal, False, {}
+        deferred = self
+
+        class Stop(keras.callbacks.Callback):
+            def _check(self, *args, **kwargs):
+                deferred.raise_if_pending()
+
+            on_train_batch_end = on_test_batch_end = on_epoch_begin = on_epoch_end = _check
+
+        self.callback = Stop()
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                if callable(signal.getsignal(signum)):  # not SIG_DFL, SIG_IGN or a handler set outside Python
+                    self.previous[signum] = signal.signal(signum, self._request)
+
+    def _request(self, signum, frame):
+        if self.pending:  # the user insists: no waiting for the step to end
+            self.restore()
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def raise_if_pending(self):
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def restore(self):
+        for signum, handler in self.previous.items():
+            self.signal.signal(signum, handler)
+        self.previous = {}

@@ -125,6 +125,8 @@ def prepare(settings, resume_dir=None):
 def plan(prepared):
     """The FitPlan of the training rows (read batch by batch from the memory map with --stream)."""
     dataset, settings, rows = prepared.dataset, prepared.settings, prepared.train_idx
+    print(f"{len(dataset.y)} sequences of {len(dataset.actions)} actions, frames of {dataset.num_features} values; "
+          f"train {len(rows)} (of which {config.VALIDATION_SPLIT:.0%} validation), test {len(prepared.test_idx)}")
     y_train = data.one_hot(dataset.y[rows], len(dataset.actions))
     replicas = prepared.net.distribute_strategy.num_replicas_in_sync
     if settings.stream:
@@ -170,7 +172,9 @@ def fit_run(prepared, net, fit_plan, resumed):
 def _interrupted(prepared, net):
     """Ctrl-C: keep what was learned (resumable), or remove a run that learned nothing."""
     run_dir, path = prepared.run_dir, prepared.path
-    runfolder.drop_partials(run_dir)  # Ctrl-C may land in the middle of a checkpoint write
+    if os.path.exists(path(config.METRICS_FILE)):  # the last file: the run is complete
+        return TrainingInterrupted(f"interrupted after the run was written: {run_dir} is complete")
+    runfolder.drop_partials(run_dir)  # Ctrl-C may land in the middle of a checkpoint write or a file
     if not os.path.exists(path(config.BEST_MODEL_FILE)):
         if not prepared.resume_dir:  # nothing learned yet: the folder must not block the same --out next time
             runfolder.discard(run_dir, prepared.created)
@@ -193,6 +197,7 @@ def train(settings, resume_dir=None):
 
     # Settings, data, split, model, run folder: the input is refused here or not at all.
     prepared = prepare(settings, resume_dir)
+    net, resumed = prepared.net, None
     try:
         # args.yaml first: it proves the folder writable and says what is running.
         if not resume_dir:
@@ -200,11 +205,7 @@ def train(settings, resume_dir=None):
                        prepared.versions, (prepared.train_idx, prepared.test_idx))
         # The fit's inputs, batch sizes and validation rows, decided once.
         fit_plan = plan(prepared)
-        print(f"{len(prepared.dataset.y)} sequences of {len(prepared.dataset.actions)} actions, frames of "
-              f"{prepared.dataset.num_features} values; train {len(prepared.train_idx)} (of which "
-              f"{config.VALIDATION_SPLIT:.0%} validation), test {len(prepared.test_idx)}")
         # Where an interrupted run stopped: weights, optimizer and early-stopping state.
-        net, resumed = prepared.net, None
         if resume_dir:
             with distribute.scope(prepared.strategy):
                 net, resumed = fitting.resume_state(resume_dir, net, prepared.settings.monitor)
@@ -220,5 +221,7 @@ def train(settings, resume_dir=None):
             return run.run_dir, run.metrics
         print_summary(run)
         return run.run_dir, run.metrics
+    except KeyboardInterrupt:  # before the fit, or while the files are written (fit_run has its own)
+        raise _interrupted(prepared, net) from None
     finally:
         runfolder.release(prepared.run_dir)
