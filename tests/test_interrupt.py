@@ -142,3 +142,31 @@ def test_a_second_ctrl_c_stops_at_once():
 
     assert _fit_with_signals(twice) == [("begin", 0), ("end", 0), ("begin", 1)]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_resumed_run_counts_patience_from_where_it_stopped(tmp_path):
+    """The early-stopping state read back from results.csv decides the stop: two epochs without a
+    better validation accuracy before the interrupt plus one after reach patience 3, where a fresh
+    count would train on."""
+    from tensorflow import keras
+
+    from signtrain import config, fitting
+    from signtrain import model as model_lib
+    from signtrain.settings import TrainSettings
+
+    run_dir = str(tmp_path)
+    net = model_lib.compile_model(model_lib.build_model(2))
+    net.save(os.path.join(run_dir, config.BEST_MODEL_FILE))
+    with open(os.path.join(run_dir, config.RESULTS_FILE), "w") as handle:
+        handle.write("epoch,loss,val_categorical_accuracy\n0,1.0,0.5\n1,0.9,0.7\n2,0.8,0.6\n3,0.7,0.6\n")
+    net, state = fitting.resume_state(run_dir, net, config.MONITOR)
+    assert (state["epochs_done"], state["best_epoch"], state["best"], state["wait"]) == (4, 1, 0.7, 2)
+    settings = TrainSettings(data="unused", patience=3)
+    path = lambda name: os.path.join(run_dir, name)  # noqa: E731
+    for resumed, stops in ((state, True), (None, False)):
+        stopping = fitting.callbacks(keras, path, settings, resumed)[0]
+        stopping.set_model(net)
+        net.stop_training = False
+        stopping.on_train_begin()
+        stopping.on_epoch_end(4, {config.MONITOR: 0.6, "loss": 0.6})
+        assert net.stop_training is stops
