@@ -8,7 +8,6 @@ import os
 import numpy as np
 
 from signtrain import files
-from signtrain.files import atomic_write, remove_path, write_json
 
 
 def save_h5(model, path):
@@ -28,7 +27,7 @@ def save_h5(model, path):
         except Exception as error:  # noqa: BLE001 - whatever it is, the Keras 3 file is still good
             reason.append(str(error) if isinstance(error, h5compat.NotPortable) else f"{type(error).__name__}: {error}")
 
-    atomic_write(path, write)
+    files.atomic_write(path, write)
     return reason[0] if reason else None
 
 
@@ -36,7 +35,7 @@ def export_savedmodel(model, path):
     """A TensorFlow SavedModel. Keras 3's model.save(dir) raises; model.export(dir) is the way."""
     if os.path.exists(path):
         raise FileExistsError(f"{path} exists; refusing to overwrite an earlier export")
-    return atomic_write(path, lambda temp: model.export(temp, verbose=False))
+    return files.atomic_write(path, lambda temp: model.export(temp, verbose=False))
 
 
 INPUT_NAME = "keypoints"  # the input tensor's name in the ONNX and TFLite files
@@ -63,7 +62,7 @@ def export_onnx(model, path):
     def write(temp):
         tf2onnx.convert.from_function(function, input_signature=[spec], opset=ONNX_OPSET, output_path=temp)
 
-    return atomic_write(path, write)
+    return files.atomic_write(path, write)
 
 
 def export_tflite(model, path):
@@ -86,7 +85,7 @@ def export_tflite(model, path):
         with open(temp, "wb") as handle:
             handle.write(blob)
 
-    return atomic_write(path, write)
+    return files.atomic_write(path, write)
 
 
 def _disagreements(outputs, reference, tolerance):
@@ -121,7 +120,7 @@ def export_and_check(model, run_dir, formats, X_check, reference=None, written=(
             outputs = np.asarray(infer.load_predictor(path, name)(X_check), dtype=np.float64)
         except Exception as error:  # converters and runtimes raise their own exception types
             if converted:
-                remove_path(path)
+                files.remove_path(path)
             if isinstance(error, (ImportError, OSError)):
                 raise
             raise ValueError(f"the {name} export of {run_dir} failed: {type(error).__name__}: {error}") from error
@@ -130,7 +129,7 @@ def export_and_check(model, run_dir, formats, X_check, reference=None, written=(
         wrong = _disagreements(outputs, reference, config.EXPORT_TOLERANCE) if finite else len(X_check)
         if not difference <= config.EXPORT_TOLERANCE or wrong:
             if converted:
-                remove_path(path)
+                files.remove_path(path)
             raise ValueError(
                 f"the {name} export differs from the Keras model on the test sequences: "
                 f"{'outputs not finite or of another shape' if not finite else f'max abs difference {difference:.2e}'} "
@@ -202,5 +201,5 @@ def export_run(run_dir, formats, data_dir=None):
     model = model_lib.load_model(os.path.join(run_dir, config.MODEL_FILE))
     records = export_and_check(model, run_dir, formats, X_check)
     metrics["exports"] = dict(metrics.get("exports") or {}, **records)
-    write_json(os.path.join(run_dir, config.METRICS_FILE), metrics)
+    files.write_json(os.path.join(run_dir, config.METRICS_FILE), metrics)
     return records

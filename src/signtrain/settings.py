@@ -165,8 +165,9 @@ def add_flags(parser, command):
         if command not in spec["commands"]:
             continue
         text = spec["help"].replace("{default}", str(field.default))
-        options = {"dest": field.name, "default": field.default,
-                   "help": text.replace("{formats}", ", ".join(formats.export_names()))}
+        if "{formats}" in text:  # --export: the formats' table says which there are
+            text = text.replace("{formats}", ", ".join(formats.export_names()))
+        options = {"dest": field.name, "default": field.default, "help": text}
         if spec["switch"]:
             options["action"] = "store_true" if spec["switch"] == "on" else "store_false"
         else:
