@@ -284,7 +284,8 @@ def batch_order(rows, seed):
 
     The same order signtrain has used since its first fast path (a tf.data shuffle with this seed
     and reshuffle_each_iteration=False, under keras.utils.set_random_seed(seed)), so a --seed gives
-    the same batches as before; train --stream uses it too (signtrain.stream).
+    the same batches as before (within one TensorFlow version: the permutation is its shuffle's);
+    train --stream uses it too (signtrain.stream).
     """
     import tensorflow as tf
 
