@@ -17,7 +17,7 @@ DEMO_MARKER = ".signtrain_synth.json"
 
 
 _at_least_one = settings.whole_number(1)
-_seed = settings.whole_number(0, 2**32 - 1)
+_seed = settings.whole_number(0, settings.SEED_MAX)
 
 
 def _add_data_flags(parser, data_required=True, several=False):
@@ -225,9 +225,7 @@ def _train(args):
         defaults = vars(build_parser().parse_args(["train"]))
         given = [key for key, value in vars(args).items() if key not in ("resume", "export") and value != defaults[key]]
         if given:
-            declared = {field.name for field in settings.flags()}
-            flags = ", ".join(settings.flag_name(key) if key in declared else "--" + key.replace("_", "-")
-                              for key in given)
+            flags = ", ".join(settings.flag_name(key) for key in given)
             raise ValueError(f"--resume continues {args.resume} with the settings in its {config.ARGS_FILE}; {flags} "
                              f"would change them. Drop {flags} (only --export may be added), or start a new run")
         recorded = settings_from_run(args.resume)

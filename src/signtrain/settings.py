@@ -53,6 +53,7 @@ def alias_list(text):
 
 
 TRAINING = ("train", "cv", "demo")  # the commands that train
+SEED_MAX = 2**32 - 1  # what numpy and scikit-learn take (also synth's --seed)
 
 
 def _flag(default, help, flag=None, metavar=None, parse=None, choices=None, switch=None, minimum=None, maximum=None,
@@ -80,9 +81,8 @@ class TrainSettings:
                                                    "the best (default {default})", minimum=0)
     batch_size: int = _flag(config.DEFAULT_BATCH_SIZE, "sequences per training step (default {default}; try 8 if "
                                                        "memory runs out)", minimum=1)
-    # The seed's maximum is 2**32 - 1: what numpy and scikit-learn take.
     seed: int = _flag(config.DEFAULT_SEED, "random seed of the 90/10 split and the weights (default {default})",
-                      minimum=0, maximum=2**32 - 1)
+                      minimum=0, maximum=SEED_MAX)
     actions: list = _flag(None, "signs to train on, in label order (folder names, comma-separated). Default: the "
                                 "spec's 10 in the spec's order when the data has exactly them, else every folder, "
                                 "sorted", metavar="A,B,...", parse=action_list, commands=TRAINING + ("check",))
@@ -153,9 +153,9 @@ def flags():
 
 
 def flag_name(name):
-    """How the user spells a setting: --batch-size, --no-fast, --alias."""
-    field = next(field for field in flags() if field.name == name)
-    return field.metadata["flag"]["flag"] or "--" + name.replace("_", "-")
+    """How the user spells a setting or another argument: --batch-size, --no-fast, --alias, --data."""
+    declared = next((field.metadata["flag"]["flag"] for field in flags() if field.name == name), None)
+    return declared or "--" + name.replace("_", "-")
 
 
 def add_flags(parser, command):
