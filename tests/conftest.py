@@ -23,6 +23,18 @@ def realdata_file(name):
     return path
 
 
+def colab_python():
+    """The Colab-stack environment's Python (`make test` makes it and sets SIGNTRAIN_COLAB_PYTHON);
+    under CI its absence fails loudly instead of skipping."""
+    python = os.environ.get("SIGNTRAIN_COLAB_PYTHON")
+    python = os.path.join(REPO, python) if python else None  # a relative path is the checkout's
+    if not python or not os.path.exists(python):
+        if os.environ.get("CI") == "true":
+            pytest.fail("SIGNTRAIN_COLAB_PYTHON is not set to the Colab-stack environment: run the tests with `make test`")
+        pytest.skip("the Colab-stack environment is made by `make test` (SIGNTRAIN_COLAB_PYTHON)")
+    return python
+
+
 def unpack_realdata(name, out_dir, limit_per_class=None, with_script=False):
     """Write a shared recording out as an MP_Data tree, as a user would have it.
 

@@ -2,6 +2,7 @@
 against the Keras model on the same input; `signtrain export` and `signtrain predict`."""
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -19,31 +20,43 @@ FORMATS = ["onnx", "tflite", "savedmodel"]
 # gives ~1e-1. The exports themselves are checked at config.EXPORT_TOLERANCE (1e-4).
 TOLERANCE = 5e-5
 
-KERAS2_PREDICT = """
+PREDICT = """
 import sys
 import numpy as np
-import tf_keras  # Keras 2
-model = tf_keras.models.load_model(sys.argv[1])  # plain load_model, no custom objects
+import {module} as keras  # tf_keras: Keras 2; tensorflow.keras: that TensorFlow's own
+model = keras.models.load_model(sys.argv[1])  # plain load_model, no custom objects
 np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0))
-print(tf_keras.__version__, type(model).__name__, len(model.layers))
+print(getattr(keras, "__version__", None) or keras.version(), type(model).__name__, len(model.layers))
 """
 
 
-def keras2_predict(h5_path, X, tmp_path):
-    """Predictions of the .h5 loaded by Keras 2 (tf_keras), in a process of its own."""
+def require_tf_keras():
+    """tf_keras (Keras 2): `make setup` installs it; CI fails without it, elsewhere the test skips."""
     try:
-        import tf_keras  # noqa: F401
+        import tf_keras
     except ImportError:
         if os.environ.get("CI") == "true":
             pytest.fail("tf_keras is missing: `make setup` installs it for the Keras 2 round trip")
         pytest.skip("tf_keras (Keras 2) not installed")
+    return tf_keras
+
+
+def predict_in(python, module, h5_path, X, tmp_path):
+    """(predictions, Keras version) of the .h5 loaded by `module` under `python`, in a process of its own."""
     np.save(tmp_path / "x.npy", X)
-    result = subprocess.run([sys.executable, "-c", KERAS2_PREDICT, h5_path, str(tmp_path / "x.npy"),
-                             str(tmp_path / "keras2.npy")], capture_output=True, text=True, timeout=300,
+    result = subprocess.run([python, "-c", PREDICT.format(module=module), h5_path, str(tmp_path / "x.npy"),
+                             str(tmp_path / "y.npy")], capture_output=True, text=True, timeout=300,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.split()[0].startswith("2."), result.stdout  # really Keras 2
-    return np.load(tmp_path / "keras2.npy")
+    return np.load(tmp_path / "y.npy"), result.stdout.split()[0]
+
+
+def keras2_predict(h5_path, X, tmp_path):
+    """Predictions of the .h5 loaded by Keras 2 (tf_keras), in a process of its own."""
+    require_tf_keras()
+    predictions, version = predict_in(sys.executable, "tf_keras", h5_path, X, tmp_path)
+    assert version.startswith("2."), version  # really Keras 2
+    return predictions
 
 
 def keras3_predict(h5_path, X):
@@ -197,42 +210,86 @@ def test_train_normalize_exports_and_loads_in_keras2(tmp_path):
     assert np.max(np.abs(keras2 - reference)) < TOLERANCE
 
 
-def test_portable_config_uses_keras2_spellings(tmp_path):
-    import h5py
-
+def _model_and_builder(**kind):
     from signtrain import model as model_lib
 
-    net = model_lib.build_model(4, normalize=True)
-    net.save(str(tmp_path / "keras3.h5"))
-    with h5py.File(tmp_path / "keras3.h5") as handle:
-        written = json.loads(handle.attrs["model_config"])
-    assert "batch_shape" in json.dumps(written)  # what Keras 2 cannot read
-    portable = h5compat.portable_model_config(written)
-    text = json.dumps(portable)
-    for keras3_only in ('"batch_shape"', '"module"', '"registered_name"', '"optional"', "__keras_tensor__",
-                        '"quantization_config"', "DTypePolicy", '"input_axes"'):
-        assert keras3_only not in text, keras3_only
-    layers = portable["config"]["layers"]
-    assert layers[0]["config"]["batch_input_shape"] == [None, config.SEQUENCE_LENGTH, config.NUM_FEATURES]
-    subtract = next(layer for layer in layers if layer["class_name"] == "Subtract")
-    assert [inbound[0] for inbound in subtract["inbound_nodes"][0]] == [layers[0]["name"], "midpoint_everywhere"]
-    assert all(len(inbound) == 4 and inbound[3] == {} for inbound in subtract["inbound_nodes"][0])
-    assert all("seed" not in layer["config"] for layer in layers if layer["class_name"] == "LSTM")
-    assert portable["config"]["input_layers"] == [[layers[0]["name"], 0, 0]]
+    return model_lib.build_model(4, **kind), functools.partial(model_lib.build_model, 4, **kind)
 
 
-def test_a_layer_keras2_cannot_build_keeps_the_keras3_file(tmp_path):
+@pytest.mark.parametrize("kind", [{}, {"normalize": True}, {"features": "relative"}])
+def test_keras2_writes_the_h5_and_keras3_reads_it(kind, tmp_path):
+    """tf_keras writes the file (its own h5 writer), minus the arguments a loader lacks; both
+    loaders read it with the trained model's predictions (save_h5 checked that before keeping it)."""
+    import h5py
+
+    require_tf_keras()
+    net, build = _model_and_builder(**kind)
+    X = np.random.default_rng(3).random((2, config.SEQUENCE_LENGTH, config.NUM_FEATURES), dtype=np.float32)
+    path = str(tmp_path / "model.h5")
+    assert export.save_h5(net, path, build, X) is None
+    with h5py.File(path) as handle:
+        assert str(handle.attrs["keras_version"]).startswith("2.")  # Keras 2 wrote it
+        text = handle.attrs["model_config"]
+    assert "batch_input_shape" in text
+    assert not [key for key in ('"time_major"', '"groups"', '"optional"') if key in text]
+    assert not [name for name in os.listdir(tmp_path) if ".partial" in name]
+    expected = np.asarray(net(X, training=False))
+    assert np.max(np.abs(keras3_predict(path, X) - expected)) < TOLERANCE
+    assert np.max(np.abs(keras2_predict(path, X, tmp_path) - expected)) < TOLERANCE
+
+
+def test_colabs_keras_loads_the_h5_with_the_same_predictions(short_run, tmp_path):
+    """The live app on Colab's stack (TensorFlow 2.19, Keras 3.10) reads the Keras-2-written file."""
+    from conftest import colab_python
+
+    _, run_dir, _ = short_run
+    h5_path = os.path.join(run_dir, config.MODEL_FILE)
+    X = np.random.default_rng(4).random((2, config.SEQUENCE_LENGTH, config.NUM_FEATURES), dtype=np.float32)
+    predictions, version = predict_in(colab_python(), "tensorflow.keras", h5_path, X, tmp_path)
+    assert version == "3.10.0"
+    assert np.max(np.abs(predictions - keras3_predict(h5_path, X))) < TOLERANCE
+
+
+def test_an_argument_keras3_lacks_is_refused_not_dropped(tmp_path):
+    tf_keras = require_tf_keras()
+    net = tf_keras.Sequential([tf_keras.Input((config.SEQUENCE_LENGTH, 4)), tf_keras.layers.LSTM(3, time_major=True)])
+    net.save(str(tmp_path / "keras2.h5"))
+    with pytest.raises(h5compat.NotPortable, match="sets time_major, which not every Keras has"):
+        h5compat.readable_everywhere(str(tmp_path / "keras2.h5"))
+
+
+def _keeps_keras3_file(net, path, build, X):
+    """save_h5 gave a reason; the file is Keras 3's own, with the model's predictions."""
+    import h5py
     import keras
 
-    net = keras.Sequential([keras.Input((config.SEQUENCE_LENGTH, 4)), keras.layers.LSTM(4),
-                            keras.layers.Dense(3, activation="softmax")])
-    net.layers[-1].enable_lora(2)  # a Keras-3-only feature: lora_rank in the config
-    path = str(tmp_path / "model.h5")
-    reason = export.save_h5(net, path)
-    assert "lora_rank" in reason
-    X = np.random.default_rng(1).random((2, config.SEQUENCE_LENGTH, 4), dtype=np.float32)
+    reason = export.save_h5(net, path, build, X)
+    with h5py.File(path) as handle:
+        assert str(handle.attrs["keras_version"]).startswith("3.")
     assert np.allclose(keras.models.load_model(path, compile=False).predict(X, verbose=0),
                        net.predict(X, verbose=0), atol=1e-6)
+    assert not [name for name in os.listdir(os.path.dirname(path)) if ".partial" in name]
+    return reason
+
+
+def test_without_keras2_the_file_is_keras3_own_and_says_how_to_get_both(tmp_path, monkeypatch):
+    net, build = _model_and_builder()
+    X = np.random.default_rng(1).random((2, config.SEQUENCE_LENGTH, config.NUM_FEATURES), dtype=np.float32)
+    monkeypatch.setitem(sys.modules, "tf_keras", None)  # import tf_keras raises ImportError
+    reason = _keeps_keras3_file(net, str(tmp_path / "model.h5"), build, X)
+    assert "tf_keras (Keras 2) is not installed" in reason and "pip install --no-deps" in reason
+
+
+def test_a_model_keras2_cannot_match_keeps_the_keras3_file(tmp_path, monkeypatch):
+    """Another model from the builder, or a loader that predicts otherwise: Keras 3's own file."""
+    require_tf_keras()
+    net, build = _model_and_builder(normalize=True)
+    _, other = _model_and_builder()
+    X = np.random.default_rng(2).random((2, config.SEQUENCE_LENGTH, config.NUM_FEATURES), dtype=np.float32)
+    assert "other layers" in _keeps_keras3_file(net, str(tmp_path / "a.h5"), other, X)
+    monkeypatch.setattr(h5compat, "TOLERANCE", -1.0)  # every difference is too big
+    assert "predicts" in _keeps_keras3_file(net, str(tmp_path / "b.h5"), build, X)
+    assert "builder" in _keeps_keras3_file(net, str(tmp_path / "c.h5"), None, X)
 
 
 def test_an_export_with_nan_outputs_is_refused(short_run, tmp_path, monkeypatch):

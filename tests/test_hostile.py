@@ -375,8 +375,8 @@ def test_ctrl_c_while_the_files_are_written_says_how_to_finish_and_resume_does(s
     out = str(tmp_path / "run")
     real_save = export.save_h5
 
-    def save_then_interrupt(model, path):
-        real_save(model, path)
+    def save_then_interrupt(model, path, *args):
+        real_save(model, path, *args)
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:

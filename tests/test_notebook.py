@@ -182,14 +182,9 @@ def test_notebook_and_package_compute_the_same_batchnorm_statistics(executed):
 def executed_on_colab_stack(tmp_path_factory):
     """The notebook run headless under Colab's TensorFlow and Keras (the second environment `make test`
     makes: SIGNTRAIN_COLAB_PYTHON), on a real recording by another person, every spec default."""
-    from conftest import unpack_realdata
+    from conftest import colab_python, unpack_realdata
 
-    python = os.environ.get("SIGNTRAIN_COLAB_PYTHON")
-    python = os.path.join(REPO, python) if python else None  # a relative path is the checkout's
-    if not python or not os.path.exists(python):
-        if os.environ.get("CI") == "true":
-            pytest.fail("SIGNTRAIN_COLAB_PYTHON is not set to the Colab-stack environment: run the tests with `make test`")
-        pytest.skip("the Colab-stack environment is made by `make test` (SIGNTRAIN_COLAB_PYTHON)")
+    python = colab_python()
     root = tmp_path_factory.mktemp("colab")
     data_dir = unpack_realdata("lujamanandhar_10signs.npz", root / "MP_Data")
     outputs = execute_notebook(root, data_dir, epochs=200, python=python)

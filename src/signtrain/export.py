@@ -10,9 +10,11 @@ import numpy as np
 from signtrain import files
 
 
-def save_h5(model, path):
+def save_h5(model, path, build=None, X=None):
     """The live app's format, written so that Keras 3 and Keras 2 (tf_keras; TF 2.15 and older apps) both load
-    it with plain load_model (signtrain.h5compat). Returns None, or why the file is Keras 3 only.
+    it with plain load_model (signtrain.h5compat): build(keras=module) makes model's layers again in
+    tf_keras, X (a few sequences) is what both loaders must predict alike. Returns None, or why the
+    file is Keras 3 only (then it is the file Keras 3 writes itself).
 
     Keras 3 warns that HDF5 is legacy; it still is what the app loads.
     """
@@ -21,11 +23,15 @@ def save_h5(model, path):
     reason = []
 
     def write(temp):
-        model.save(temp)
         try:
-            h5compat.make_portable(temp)  # everything is worked out before the file is touched
-        except Exception as error:  # noqa: BLE001 - whatever it is, the Keras 3 file is still good
+            if build is None:
+                raise h5compat.NotPortable("no Keras 2 builder was given for this model")
+            sample = X[:2] if X is not None else np.random.default_rng(0).random((2, *model.input_shape[1:]))
+            h5compat.write_portable(model, build, temp, np.asarray(sample, dtype=np.float32))
+        except Exception as error:  # noqa: BLE001 - whatever it is, Keras 3's own file is still good
             reason.append(str(error) if isinstance(error, h5compat.NotPortable) else f"{type(error).__name__}: {error}")
+            files.remove_path(temp)
+            model.save(temp)
 
     files.atomic_write(path, write)
     return reason[0] if reason else None

@@ -211,9 +211,11 @@ def _mirrored(layers, values, unseen, frames):
     return layers.Add(name="relative_canonical")([values, change])
 
 
-def relative_keypoints(inputs, mirror=True):
-    """The front-end on a (batch, frames, 1662) Keras tensor; returns (batch, frames, OUTPUT_SIZE)."""
-    from tensorflow.keras import layers
+def relative_keypoints(inputs, mirror=True, layers=None):
+    """The front-end on a (batch, frames, 1662) Keras tensor; returns (batch, frames, OUTPUT_SIZE).
+    `layers` is the Keras module's layers (Keras 3's by default; see model.build_model)."""
+    if layers is None:
+        from tensorflow.keras import layers
 
     parts = [_divided(layers, inputs, "relative_body", *_matrices(("body",)))]
     parts += [_divided(layers, inputs, f"relative_{hand}", *_matrices(("shape", hand)))

@@ -36,7 +36,9 @@ def judge(prepared, net):
     dataset, test_idx, path = prepared.dataset, prepared.test_idx, prepared.path
     y_test = data.one_hot(dataset.y[test_idx], len(dataset.actions))
     best = model_lib.compile_model(model_lib.load_model(path(config.BEST_MODEL_FILE)))
-    h5_keras3_only = export.save_h5(best, path(config.MODEL_FILE))
+    build = fitting.builder(prepared.settings, len(dataset.actions), dataset)
+    # Both Keras must predict alike on two test sequences before the Keras 2 file is kept.
+    h5_keras3_only = export.save_h5(best, path(config.MODEL_FILE), build, stream.sample(dataset.X, test_idx, 2))
     files.save_actions(dataset.actions, path(config.ACTIONS_FILE))
     if prepared.resume_dir:  # a run stopped while writing its files: what it wrote is its own, made again
         files.remove_path(path(config.SAVEDMODEL_DIR))
@@ -85,7 +87,7 @@ def _metrics(prepared, judged, history, train_seconds, resumed, correct, interva
         "recordings": recordings.summary(dataset),
         "versions": prepared.versions,
     }
-    # Keras 2 (tf_keras, TF <= 2.15 apps) loads action_model.h5 too, unless the rewrite met something new.
+    # Keras 2 (tf_keras, TF <= 2.15 apps) loads action_model.h5 too, unless it could not write or read it (h5compat).
     metrics["h5_loads_in"] = ["keras3"] + ([] if judged.h5_keras3_only else ["keras2"])
     if judged.h5_keras3_only:
         metrics["h5_keras3_only_because"] = judged.h5_keras3_only

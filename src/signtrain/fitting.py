@@ -7,6 +7,7 @@ val_categorical_accuracy with restore_best_weights, ModelCheckpoint(best_model.h
 
 import csv
 import dataclasses
+import functools
 import os
 
 import numpy as np
@@ -27,12 +28,16 @@ class FitPlan:
     path: str = "spec"  # "spec": the spec's own call; "arrays"; "pipelines" (tf.data); "streamed"
 
 
+def builder(settings, num_actions, dataset):
+    """build(keras=None) -> the run's uncompiled model (Keras 3; or tf_keras for the Keras 2 .h5)."""
+    return functools.partial(model_lib.build_model, num_actions, dataset.X.shape[1], dataset.num_features,
+                             settings.normalize, settings.features)
+
+
 def new_model(settings, num_actions, dataset, strategy):
     """The compiled spec model, its variables made under the strategy's scope when there is one."""
     with distribute.scope(strategy):
-        return model_lib.compile_model(
-            model_lib.build_model(num_actions, dataset.X.shape[1], dataset.num_features, settings.normalize,
-                                  settings.features))
+        return model_lib.compile_model(builder(settings, num_actions, dataset)())
 
 
 def training_rows(X_train, y_train, settings, seed):

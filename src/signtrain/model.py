@@ -9,11 +9,13 @@ from signtrain import config
 
 
 def build_model(num_actions, sequence_length=config.SEQUENCE_LENGTH, num_features=config.NUM_FEATURES,
-                normalize=False, features="raw"):
+                normalize=False, features="raw", keras=None):
     """The spec's Sequential model; with normalize (signtrain.preprocess) or features="relative"
-    (signtrain.features), the same layers behind that fixed front-end."""
-    from tensorflow import keras
-    from tensorflow.keras import layers
+    (signtrain.features), the same layers behind that fixed front-end. `keras` is the Keras module
+    that builds it: Keras 3 by default; tf_keras (Keras 2) writes the .h5 Keras 2 apps load (export.save_h5)."""
+    if keras is None:
+        from tensorflow import keras
+    layers = keras.layers
 
     if num_actions < 2:
         raise ValueError(f"a classifier needs at least 2 actions, got {num_actions}")
@@ -41,7 +43,8 @@ def build_model(num_actions, sequence_length=config.SEQUENCE_LENGTH, num_feature
     from signtrain import preprocess
 
     inputs = stack[0]
-    outputs = (preprocess.normalize_keypoints(inputs) if normalize else features_lib.relative_keypoints(inputs))
+    outputs = (preprocess.normalize_keypoints(inputs, layers) if normalize
+               else features_lib.relative_keypoints(inputs, layers=layers))
     for layer in stack[1:]:
         outputs = layer(outputs)
     net = keras.Model(inputs, outputs)

@@ -50,9 +50,11 @@ def _mask(layers, name, values):
     return fixed(layers.DepthwiseConv1D(1, use_bias=False, name=name), np.reshape(values, (1, -1, 1)))
 
 
-def normalize_keypoints(inputs):
-    """Apply the normalization to a (batch, frames, 1662) Keras tensor; returns the new tensor."""
-    from tensorflow.keras import layers
+def normalize_keypoints(inputs, layers=None):
+    """Apply the normalization to a (batch, frames, 1662) Keras tensor; returns the new tensor.
+    `layers` is the Keras module's layers (Keras 3's by default; see model.build_model)."""
+    if layers is None:
+        from tensorflow.keras import layers
 
     n = config.NUM_FEATURES
     xs, ys, zs, visibility = _positions()
@@ -86,9 +88,9 @@ def normalize_keypoints(inputs):
     shoulder_vector = fixed(layers.Dense(2, use_bias=False, name="shoulder_vector"), shoulder)(inputs)
     joined = layers.Concatenate(name="shoulder_and_coordinates")([shoulder_vector, centred])
     unit = layers.UnitNormalization(axis=-1, name="divide_by_shoulder_width")(joined)
-    unit = layers.Permute((2, 1))(unit)  # drop the 2 shoulder values: Cropping1D crops axis 1
+    unit = layers.Permute((2, 1), name="coordinates_first")(unit)  # drop the 2 shoulder values: Cropping1D crops axis 1
     unit = layers.Cropping1D((2, 0), name="drop_shoulder_vector")(unit)
-    scaled = layers.Rescaling(K, name="undo_k")(layers.Permute((2, 1))(unit))
+    scaled = layers.Rescaling(K, name="undo_k")(layers.Permute((2, 1), name="frames_first")(unit))
     kept = _mask(layers, "visibility_only", keep_visibility)(inputs)
     normalized = layers.Add(name="with_visibility")([scaled, kept])
 
