@@ -26,7 +26,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "src"))
 
-from signtrain import cache, config, data, synth  # noqa: E402
+from signtrain import cache, cachefolder, config, data, synth  # noqa: E402
 
 
 def naive_load(data_dir, actions, sequence_length=config.SEQUENCE_LENGTH):
@@ -36,6 +36,10 @@ def naive_load(data_dir, actions, sequence_length=config.SEQUENCE_LENGTH):
             frames = [np.load(os.path.join(data_dir, action, name, f"{index}.npy")) for index in range(sequence_length)]
             sequences.append(frames)
     return np.array(sequences, dtype=np.float32)
+
+
+def cache_size(folder):
+    return sum(entry.stat().st_size for entry in os.scandir(folder))
 
 
 def timed(function, *args, **kwargs):
@@ -59,9 +63,8 @@ def main():
             # Folders changed in the last seconds are read but not cached (signtrain.cache.RACY_SECONDS).
             time.sleep(cache.RACY_SECONDS + 0.5)
         actions = data.resolve_actions(data_dir)
-        cache_path = os.path.join(data_dir, cache.CACHE_FILE)
-        if os.path.exists(cache_path):
-            os.remove(cache_path)
+        cache_path = os.path.join(data_dir, cachefolder.CACHE_DIR)
+        shutil.rmtree(cache_path, ignore_errors=True)
         files = sum(len(files) for _, _, files in os.walk(data_dir))
         naive, naive_seconds = timed(naive_load, data_dir, actions)
         cold, cold_seconds = timed(data.load_dataset, data_dir, actions, use_cache=False)
@@ -71,7 +74,7 @@ def main():
             if not np.array_equal(dataset.X, naive):
                 raise SystemExit(f"{name} load differs from the naive loop")
         print(f"{files} files, {len(naive)} sequences, {os.cpu_count()} CPUs, "
-              f"{cache.default_workers()} reader threads; cache {os.path.getsize(cache_path) / 1e6:.1f} MB"
+              f"{cache.default_workers()} reader threads; cache {cache_size(cache_path) / 1e6:.1f} MB"
               f"{' (QUICK: numbers mean nothing)' if args.quick else ''}")
         print(f"naive nested loop            {naive_seconds:7.3f} s")
         print(f"signtrain, no cache          {cold_seconds:7.3f} s  ({naive_seconds / cold_seconds:.2f}x)")

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from signtrain import cache, data, synth
+from signtrain import cache, cachefolder, data, synth
 
 ACTIONS = ["Hello", "Yes", "No"]
 
@@ -37,7 +37,7 @@ def _count(monkeypatch):
 
 def test_second_load_comes_from_the_cache_and_is_identical(settled_tree, monkeypatch):
     first = _load(settled_tree)
-    assert os.path.exists(os.path.join(settled_tree, cache.CACHE_FILE))
+    assert os.path.exists(os.path.join(settled_tree, cachefolder.CACHE_DIR))
     reads = _count(monkeypatch)
     second = _load(settled_tree)
     assert reads == []
@@ -83,28 +83,51 @@ def test_fresh_files_are_not_cached(tmp_path, monkeypatch):
     tree = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=ACTIONS, sequences=4)
     monkeypatch.setattr(cache, "RACY_SECONDS", 3600)
     _load(tree)
-    assert not os.path.exists(os.path.join(tree, cache.CACHE_FILE))  # nothing settled: no file at all
+    assert not os.path.exists(os.path.join(tree, cachefolder.CACHE_DIR))  # nothing settled: no cache at all
     reads = _count(monkeypatch)
     _load(tree)
     assert len(reads) == 12
 
 
-@pytest.mark.parametrize("damage", ["not a zip", "truncated", "flipped byte"])
-def test_a_damaged_cache_is_ignored_and_replaced(settled_tree, damage):
+@pytest.mark.parametrize("damage", ["index not JSON", "index of another version", "rows truncated",
+                                    "a flipped byte in a middle frame", "rows deleted"])
+def test_a_damaged_cache_is_ignored_and_replaced(settled_tree, damage, monkeypatch):
+    """An interrupted copy, a sync conflict, a bit flipped on disk: the frames are read again (the
+    index's CRC of each row catches a change the first and last frames do not show)."""
     first = _load(settled_tree)
-    path = os.path.join(settled_tree, cache.CACHE_FILE)
-    packed = open(path, "rb").read()
-    if damage == "not a zip":
-        packed = b"not a zip"
-    elif damage == "truncated":  # an interrupted copy or sync of the data folder
-        packed = packed[: len(packed) // 2]
+    folder = os.path.join(settled_tree, cachefolder.CACHE_DIR)
+    index_path = os.path.join(folder, cachefolder.INDEX_FILE)
+    rows_path = os.path.join(folder, cachefolder.read_index(folder)[1]["X_30x1662"]["file"])
+    if damage == "index not JSON":
+        open(index_path, "w").write("{not json")
+    elif damage == "index of another version":
+        text = open(index_path).read().replace(f'"version": {cachefolder.CACHE_VERSION}', '"version": 1')
+        open(index_path, "w").write(text)
+    elif damage == "rows truncated":
+        packed = open(rows_path, "rb").read()
+        open(rows_path, "wb").write(packed[: len(packed) // 2])
+    elif damage == "a flipped byte in a middle frame":
+        rows = np.load(rows_path, mmap_mode="r+")
+        rows[5, 15, 100] = rows[5, 15, 100] + 1.0  # sequence 5, frame 15: neither first nor last frame
+        rows.flush()
+        del rows
     else:
-        packed = packed[:200] + bytes([packed[200] ^ 0xFF]) + packed[201:]
-    with open(path, "wb") as handle:
-        handle.write(packed)
+        os.remove(rows_path)
+    reads = _count(monkeypatch)
     second = _load(settled_tree)
     np.testing.assert_array_equal(second.X, first.X)
-    assert cache._read(path)  # rewritten, readable
+    assert len(reads) == (1 if damage == "a flipped byte in a middle frame" else 12)
+    assert len(cachefolder.read(folder)) == 12  # rewritten, readable
+    reads.clear()
+    _load(settled_tree)
+    assert reads == []
+
+
+def test_an_earlier_versions_cache_file_is_removed_when_the_cache_is_written(settled_tree):
+    earlier = os.path.join(settled_tree, cachefolder.EARLIER_CACHE)
+    open(earlier, "wb").write(b"PK old packed cache")
+    _load(settled_tree)
+    assert not os.path.exists(earlier) and os.path.isdir(os.path.join(settled_tree, cachefolder.CACHE_DIR))
 
 
 def test_a_frame_changed_during_a_long_load_is_never_cached(tmp_path, monkeypatch):
@@ -137,11 +160,11 @@ def test_a_frame_changed_during_a_long_load_is_never_cached(tmp_path, monkeypatc
 
 
 def test_a_read_only_data_folder_still_loads(settled_tree, monkeypatch):
-    monkeypatch.setattr(np, "savez", lambda *args, **kwargs: (_ for _ in ()).throw(PermissionError("read-only")))
+    monkeypatch.setattr(np, "save", lambda *args, **kwargs: (_ for _ in ()).throw(PermissionError("read-only")))
     dataset = _load(settled_tree)
     assert len(dataset.y) == 12
-    assert not os.path.exists(os.path.join(settled_tree, cache.CACHE_FILE))
-    assert not [name for name in os.listdir(settled_tree) if "partial" in name]
+    assert not os.path.exists(os.path.join(settled_tree, cachefolder.CACHE_DIR))
+    assert sorted(os.listdir(settled_tree)) == sorted(ACTIONS)
 
 
 def test_the_cache_file_is_not_an_action(settled_tree):
@@ -153,4 +176,4 @@ def test_only_the_cache_is_written_beside_the_data(settled_tree):
     before = sorted(os.listdir(settled_tree))
     _load(settled_tree)
     time.sleep(0.01)
-    assert sorted(os.listdir(settled_tree)) == sorted(before + [cache.CACHE_FILE])
+    assert sorted(os.listdir(settled_tree)) == sorted(before + [cachefolder.CACHE_DIR])

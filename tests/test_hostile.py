@@ -16,9 +16,9 @@ def snapshot(root):
     (README "Speed"): proof that nothing the user had changed."""
     found = {}
     for folder, _, names in os.walk(root):
+        if ".signtrain_cache" in folder.split(os.sep):
+            continue
         for name in names:
-            if name.startswith(".signtrain_cache"):
-                continue
             path = os.path.join(folder, name)
             with open(path, "rb") as handle:
                 found[os.path.relpath(path, root)] = hashlib.sha1(handle.read()).hexdigest()
@@ -123,6 +123,7 @@ def test_numbers_out_of_range_are_refused_at_once_naming_the_flag(small_data, ca
 
 def test_an_alias_for_a_sign_nobody_knows_is_warned_about(short_run, capsys, tmp_path):
     _, run_dir, data_dir = short_run
+    run_dir = str(_copy_run(run_dir, tmp_path))  # evaluate writes RUN_DIR/evaluations/: not into the shared run
     code, output = run(capsys, "evaluate", "--model", run_dir, "--data", data_dir, "--alias", "Thank_You=Nope")
     assert code == 0
     assert "warning: --alias Thank_You=Nope: 'Nope' is neither a sign of the model" in output
@@ -318,12 +319,12 @@ def test_a_run_stopped_while_writing_its_files_is_finished_by_resume(small_data,
 
 @pytest.mark.parametrize("wrong", ["another width", "a NaN row", "all zeros"])
 def test_a_cache_holding_other_arrays_is_never_believed_over_the_frames(small_data, wrong, capsys):
-    from signtrain import cache, data
+    from signtrain import cachefolder, data
 
     data_dir, _ = small_data
     truth = data.load_dataset(data_dir)  # writes the cache
-    cache_path = os.path.join(data_dir, cache.CACHE_FILE)
-    entries = cache._read(cache_path)
+    cache_path = os.path.join(data_dir, cachefolder.CACHE_DIR)
+    entries = cachefolder.read(cache_path)
     for name, (signature, value) in list(entries.items())[:5]:
         if wrong == "another width":
             value = value[:, :10].copy()
@@ -333,7 +334,7 @@ def test_a_cache_holding_other_arrays_is_never_believed_over_the_frames(small_da
         else:
             value = np.zeros_like(value)
         entries[name] = (signature, value)
-    cache._write(cache_path, entries)
+    cachefolder.write(cache_path, entries)
     again = data.load_dataset(data_dir)
     np.testing.assert_array_equal(again.X, truth.X)
     assert again.num_features == config.NUM_FEATURES and again.skipped == []

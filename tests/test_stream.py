@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import write_sequence
-from signtrain import cache, cli, data, stream, synth
+from signtrain import cache, cachefolder, cli, data, stream, synth
 
 ACTIONS = ["Hello", "Yes", "No"]
 
@@ -41,7 +41,7 @@ def test_a_streamed_dataset_is_a_read_only_map_of_what_the_loader_reads(tree, mo
 
     # Nothing changed: the packed file is used as it is, not read from the frames nor rewritten.
     reads = _reads(monkeypatch)
-    packed = os.path.join(tree, cache.CACHE_FILE)
+    packed = os.path.join(tree, cachefolder.CACHE_DIR, cachefolder.INDEX_FILE)
     before = os.stat(packed)
     np.testing.assert_array_equal(data.load_dataset(tree, ACTIONS, stream=True).X, in_memory.X)
     assert reads == [] and (os.stat(packed).st_ino, os.stat(packed).st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
@@ -71,8 +71,8 @@ def test_too_fresh_folders_are_packed_for_this_run_but_read_again_next_time(tmp_
 
 def test_stream_needs_a_writable_data_folder(tree, monkeypatch):
     # Where the temp file cannot be created (a read-only folder; root ignores chmod, so a missing one).
-    monkeypatch.setattr(cache, "_temp_stem", lambda path: os.path.join(tree, "no such folder", "pack"))
-    with pytest.raises(ValueError, match=r"--stream keeps the sequences in .*signtrain_cache.npz and could not "
+    monkeypatch.setattr(cachefolder, "_new_stem", lambda cache_dir: os.path.join(tree, "no such folder", "pack"))
+    with pytest.raises(ValueError, match=r"--stream keeps the sequences in .*signtrain_cache and could not "
                                          r"write it .*Check that .* is writable and has room \(about"):
         data.load_dataset(tree, ACTIONS, stream=True)
 
@@ -84,8 +84,7 @@ def test_a_full_disk_says_how_much_room_it_needs_and_leaves_nothing_behind(tree,
     monkeypatch.setattr(cache.os, "replace", full)
     with pytest.raises(ValueError, match=r"the disk is full: it needs about 6 MiB for 16 sequences while packing\. Free space"):
         data.load_dataset(tree, ACTIONS, stream=True)
-    assert not [name for name in os.listdir(tree) if ".partial" in name]
-    assert not os.path.exists(os.path.join(tree, cache.CACHE_FILE))
+    assert not os.path.exists(os.path.join(tree, cachefolder.CACHE_DIR))  # nothing left behind
 
 
 def test_batches_hold_the_rows_asked_for_in_order(tree):

@@ -86,7 +86,7 @@ def _add_tool_commands(commands):
     _add_data_flags(check)
     settings.add_flags(check, "check")
     check.add_argument("--stream", action="store_true",
-                       help="for data bigger than memory: pack the sequences into MP_Data/.signtrain_cache.npz "
+                       help="for data bigger than memory: pack the sequences into MP_Data/.signtrain_cache/ "
                             "(as train --stream does, which then reuses it) and read them from there in chunks")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
 

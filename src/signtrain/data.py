@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from signtrain import cache, config
+from signtrain import cache, cachefolder, config
 
 # Files and folders that operating systems and tools leave in data folders; never actions.
 STRAY_NAMES = {".DS_Store", "desktop.ini", "Thumbs.db", ".ipynb_checkpoints", "__MACOSX"}
@@ -309,9 +309,9 @@ def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH,
     notes, skipped, arrays, labels, sequences = [], [], [], [], []
     found = [(label, action, name) for label, action in enumerate(actions)
              for name in _sequence_folders(os.path.join(data_dir, action), notes)]
-    # Read in parallel; unchanged sequences come from the packed cache beside the data (signtrain.cache).
+    # Read in parallel; unchanged sequences come from the cache beside the data (signtrain.cache).
     folders = [os.path.join(data_dir, action, name) for _, action, name in found]
-    if stream:  # (group, row) in the packed cache for each usable sequence
+    if stream:  # (group, row) in the cache for each usable sequence
         cache_path, results = cache.pack(data_dir, folders, load_sequence, sequence_length)
     else:
         results = cache.load_sequences(data_dir, folders, load_sequence, sequence_length, use_cache=use_cache)
@@ -343,7 +343,7 @@ def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH,
                 }
             )
     if stream:  # the kept sequences are the rows of one group, packed in this order
-        X = cache.open_group(cache_path, arrays[keep[0]][0])
+        X = cachefolder.open_group(cache_path, arrays[keep[0]][0])
         if [arrays[i][1] for i in keep] != list(range(len(X))):  # another process packed it meanwhile
             raise ValueError(f"{cache_path} changed while it was read (another signtrain packing the same "
                              f"folder?); run again once that one has finished")

@@ -114,8 +114,8 @@ class TrainSettings:
     export: list = _flag(None, "also write the model as {formats} (comma-separated, signtrain.formats), each checked "
                                "against the Keras model on the test sequences; see signtrain export",
                          metavar="FORMAT,...", parse=format_list, commands=("train", "demo"))
-    stream: bool = _flag(False, "for data bigger than memory: keep the sequences in the packed cache beside the data "
-                                "(MP_Data/.signtrain_cache.npz, must be writable) and read each batch from it when "
+    stream: bool = _flag(False, "for data bigger than memory: keep the sequences in the cache beside the data "
+                                "(MP_Data/.signtrain_cache/, must be writable) and read each batch from it when "
                                 "needed; trains the same as without it (not with --augment)", switch="on",
                           commands=("train",))
     precise_bn: bool = _flag(True, "the spec's plain recipe: BatchNorm keeps only its moving averages. Default: before "

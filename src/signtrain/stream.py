@@ -1,7 +1,7 @@
 """Training on data bigger than memory: `signtrain train --stream`.
 
-`data.load_dataset(stream=True)` writes every sequence into the packed cache beside the data as it
-reads it (signtrain.cache.pack) and leaves `X` as a read-only memory map of that file. Here the rows
+`data.load_dataset(stream=True)` writes every sequence into the cache beside the data as it
+reads it (signtrain.cache.pack) and leaves `X` as a read-only memory map of its rows' .npy. Here the rows
 of a batch are read from the map when tf.data asks for the batch, so memory holds a few batches,
 never the data set: the operating system pages rows in and drops them again.
 

@@ -1,0 +1,190 @@
+"""The cache folder beside the data, `<data>/.signtrain_cache/`: numpy's own files, switched atomically.
+
+One plain `.npy` of float32 rows per frame shape (e.g. `X_30x1662`: every 30 x 1662 sequence),
+opened with `np.load(mmap_mode="r")`, and `index.json`: per sequence folder its signature and either
+the reason it is unusable or its group, row and the row's CRC. A new cache (a Generation) is written
+as new files under a name of its own; renaming its index into place is the one step that switches
+readers to it, and the files of the index it replaced are removed after. What goes in and when it
+is believed is signtrain.cache's business.
+"""
+
+import json
+import os
+import socket
+import time
+import zlib
+
+import numpy as np
+
+CACHE_DIR = ".signtrain_cache"
+INDEX_FILE = "index.json"
+CACHE_VERSION = 2
+EARLIER_CACHE = ".signtrain_cache.npz"  # the single packed file of earlier versions: removed when a cache is written
+# Files no index names (a writer killed halfway, or a race of two writers) untouched this long are removed.
+LEFTOVER_SECONDS = 3600
+
+
+def _new_stem(cache_dir):
+    # Host, process and time: workers of a multi-machine run may write the same shared folder at once.
+    return os.path.join(cache_dir, f"{socket.gethostname()}-{os.getpid()}-{time.time_ns()}")
+
+
+def read_index(cache_dir):
+    """(entries, groups): {relative folder: entry}, {group: {"file", "rows"}}; ({}, {}) when absent or unusable."""
+    try:
+        with open(os.path.join(cache_dir, INDEX_FILE), encoding="utf-8") as handle:
+            index = json.load(handle)
+        if index.get("version") != CACHE_VERSION:
+            return {}, {}
+        return dict(index["entries"]), dict(index["groups"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}, {}  # a damaged cache (an interrupted copy, a sync conflict) is only a slower load
+
+
+def open_group(cache_dir, group, groups=None):
+    """A read-only memory map of one group's rows (e.g. "X_30x1662": every sequence of 30 x 1662)."""
+    groups = read_index(cache_dir)[1] if groups is None else groups
+    if group not in groups:
+        raise ValueError(f"{cache_dir} has no {group} rows; delete the folder (it is only a cache)")
+    rows = np.load(os.path.join(cache_dir, groups[group]["file"]), mmap_mode="r", allow_pickle=False)
+    if rows.dtype != np.float32 or rows.ndim != 3 or len(rows) != groups[group]["rows"]:
+        raise ValueError(f"{cache_dir}: {groups[group]['file']} is not what its index says; delete the folder "
+                         f"(it is only a cache)")
+    return rows
+
+
+def _remove_quietly(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def crc(value):
+    return zlib.crc32(np.ascontiguousarray(value, np.float32).data)
+
+
+def open_maps(cache_dir, groups):
+    """{group: memory map} of every group that opens as its index says (the others: their rows are read again)."""
+    maps = {}
+    for group in groups:
+        try:
+            maps[group] = open_group(cache_dir, group, groups)
+        except (OSError, ValueError, KeyError, TypeError, EOFError):
+            pass
+    return maps
+
+
+def read(cache_dir):
+    """{relative folder: (signature, reason or array)} of every entry, as stored (for tests and tools)."""
+    entries, groups = read_index(cache_dir)
+    maps = open_maps(cache_dir, groups)
+    rows = {name: (entry.get("signature"), entry["reason"] if "reason" in entry else copy_row(maps, entry))
+            for name, entry in entries.items()}
+    return {name: row for name, row in rows.items() if row[1] is not None}
+
+
+class Generation:
+    """A new cache: rows added group by group (to disk every `chunk` rows, so a streamed pack never
+    holds the data in memory), then committed: one file per group and index.json renamed into place."""
+
+    def __init__(self, cache_dir, chunk=256):
+        self.cache_dir, self.stem, self.chunk = cache_dir, _new_stem(cache_dir), chunk
+        self.entries, self.rows, self.buffers, self.parts, self.written = {}, {}, {}, {}, 0
+
+    def add(self, name, digest, value):
+        """Record one folder's reason or rows; returns what load_dataset gets: the reason or (group, row)."""
+        if isinstance(value, str):
+            self.entries[name] = {"signature": digest, "reason": value}
+            return value
+        value = np.ascontiguousarray(value, np.float32)
+        group = "X_" + "x".join(str(n) for n in value.shape)
+        row = self.rows.get(group, 0)
+        self.rows[group], self.written = row + 1, self.written + value.nbytes
+        self.buffers.setdefault(group, []).append(value)
+        self.entries[name] = {"signature": digest, "group": group, "row": row, "crc": crc(value)}
+        if len(self.buffers[group]) >= self.chunk:
+            self._flush(group)
+        return group, row
+
+    def _flush(self, group):
+        os.makedirs(self.cache_dir, exist_ok=True)
+        part = f"{self.stem}.{group}.part{len(self.parts.get(group, []))}.npy"
+        self.parts.setdefault(group, []).append(part)
+        np.save(part, np.stack(self.buffers.pop(group)))
+
+    def _joined(self, group):
+        """One .npy of the group's parts (numpy's own open_memmap writes it part by part)."""
+        parts, final = self.parts[group], f"{self.stem}.{group}.npy"
+        if len(parts) == 1:
+            os.replace(parts[0], final)
+            return final
+        shape = (self.rows[group], *(int(n) for n in group[2:].split("x")))
+        out = np.lib.format.open_memmap(f"{final}.joining", mode="w+", dtype=np.float32, shape=shape)
+        start = 0
+        for part in parts:
+            rows = np.load(part, mmap_mode="r")
+            out[start:start + len(rows)] = rows
+            start += len(rows)
+            del rows
+        out.flush()
+        del out
+        os.replace(f"{final}.joining", final)
+        for part in parts:
+            os.remove(part)
+        return final
+
+    def commit(self):
+        for group in list(self.buffers):
+            self._flush(group)
+        os.makedirs(self.cache_dir, exist_ok=True)
+        groups = {group: {"file": os.path.basename(self._joined(group)), "rows": count}
+                  for group, count in self.rows.items()}
+        earlier = {entry.get("file") for entry in read_index(self.cache_dir)[1].values()}
+        index = f"{self.stem}.index.json"
+        with open(index, "w", encoding="utf-8") as handle:
+            json.dump({"version": CACHE_VERSION, "entries": self.entries, "groups": groups}, handle)
+        os.replace(index, os.path.join(self.cache_dir, INDEX_FILE))  # the switch: readers see old or new
+        self._remove_unused(earlier, {entry["file"] for entry in groups.values()})
+
+    def _remove_unused(self, earlier, used):
+        """The files of the index replaced, leftovers nobody touched for LEFTOVER_SECONDS and the
+        earlier versions' packed file; a file still mapped elsewhere (Windows) stays until next time."""
+        old = time.time() - LEFTOVER_SECONDS
+        for name in os.listdir(self.cache_dir):
+            path = os.path.join(self.cache_dir, name)
+            try:
+                if name != INDEX_FILE and name not in used and (name in earlier or os.path.getmtime(path) < old):
+                    os.remove(path)
+            except OSError:
+                pass
+        _remove_quietly(os.path.join(os.path.dirname(self.cache_dir), EARLIER_CACHE))
+
+    def discard(self):
+        """Remove what this generation wrote (an error halfway); the cache folder too when left empty."""
+        for name in os.listdir(self.cache_dir) if os.path.isdir(self.cache_dir) else []:
+            if os.path.join(self.cache_dir, name).startswith(self.stem):
+                _remove_quietly(os.path.join(self.cache_dir, name))
+        try:
+            os.rmdir(self.cache_dir)
+        except OSError:
+            pass
+
+
+def write(cache_dir, entries):
+    """A new cache of {relative folder: (signature, reason or array)}; a read-only or full data
+    folder keeps the old one (the load worked, only the next one will not be faster)."""
+    generation = Generation(cache_dir, chunk=1 << 30)  # the rows are in memory already
+    try:
+        for name, (digest, value) in entries.items():
+            generation.add(name, digest, value)
+        generation.commit()
+    except OSError:
+        generation.discard()
+
+
+def copy_row(maps, entry):
+    try:
+        return np.array(maps[entry["group"]][entry["row"]])
+    except (KeyError, IndexError, TypeError, ValueError, OSError):
+        return None
