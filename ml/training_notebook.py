@@ -33,6 +33,7 @@
 # entry that would land outside it). Elsewhere it only finds the data folder.
 
 # %%
+import itertools
 import os
 import shutil
 import sys
@@ -172,44 +173,101 @@ print(len(ACTIONS), "actions:", list(ACTIONS))
 
 # %% [markdown]
 # ## 4. Load and prepare the data
-# Every numeric sequence folder of each action is read. A sequence with a missing or unreadable
-# frame is skipped and listed: look at the list before you trust the model.
+# Every numeric sequence folder of each action is read. A sequence with a missing, unreadable or
+# extra frame is skipped and listed: look at the list before you trust the model. The cell stops,
+# saying why, where training would go wrong: a sign with no usable sequence, frames of another width
+# than the live app's 1662 values, or frames whose blocks are not in MediaPipe's order (pose, face,
+# left hand, right hand; another recording script's layout).
 
 # %%
-sequences, labels, skipped = [], [], []
+BLOCK_SIZES = {'pose': 132, 'face': 1404, 'left_hand': 63, 'right_hand': 63}  # the data contract, in order
+
+
+def layout_fit(frames, order):
+    """0..3: how well frames (n, 1662) fit the blocks in this order: pose visibility lies in [0, 1],
+    a hand's wrist z is 0, each hand's wrist is next to the same side's pose wrist."""
+    at, start = {}, 0
+    for name in order:
+        at[name], start = slice(start, start + BLOCK_SIZES[name]), start + BLOCK_SIZES[name]
+    pose = frames[:, at['pose']].reshape(-1, 33, 4)
+    seen = np.any(pose != 0, axis=(1, 2))
+    visibility = pose[seen][:, :, 3]
+    fit = float(np.mean(np.all((visibility >= 0) & (visibility <= 1), axis=1))) if seen.any() else 0.0
+    wrist_z, same_side = [], []
+    for hand_name, own, other in (('left_hand', 15, 16), ('right_hand', 16, 15)):
+        hand = frames[:, at[hand_name]].reshape(-1, 21, 3)
+        detected = np.any(hand != 0, axis=(1, 2)) & seen
+        if detected.any():
+            wrist, pose_seen = hand[detected][:, 0], pose[detected]
+            wrist_z.append(np.mean(np.abs(wrist[:, 2]) < 1e-6))
+            same_side.append(np.mean(np.linalg.norm(wrist[:, :2] - pose_seen[:, own, :2], axis=1)
+                                     <= np.linalg.norm(wrist[:, :2] - pose_seen[:, other, :2], axis=1)))
+    return fit + (float(np.mean(wrist_z)) if wrist_z else 0.5) + (float(np.mean(same_side)) if same_side else 0.5)
+
+
+def read_sequence(sequence_dir):
+    """The (30, width) frames of one sequence folder, or why it cannot be used."""
+    extra = sorted(int(n[:-4]) for n in os.listdir(sequence_dir)
+                   if n.endswith('.npy') and n[:-4].isdigit() and int(n[:-4]) >= SEQUENCE_LENGTH)
+    if extra:
+        return f"{len(extra)} extra frames from {extra[0]}.npy: a sequence is 0.npy..{SEQUENCE_LENGTH - 1}.npy"
+    window = []
+    for frame_num in range(SEQUENCE_LENGTH):
+        try:
+            frame = np.load(os.path.join(sequence_dir, f"{frame_num}.npy"), allow_pickle=False)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            return f"frame {frame_num}: {error.__class__.__name__}"
+        if not isinstance(frame, np.ndarray) or frame.ndim != 1 or frame.dtype.kind not in 'iuf':
+            return f"frame {frame_num}: not a flat array of numbers"
+        with np.errstate(over='ignore'):
+            finite = np.all(np.isfinite(frame.astype(np.float32)))  # 1e39 is inf in float32
+        if not finite or (window and frame.shape != window[0].shape):
+            return f"frame {frame_num}: shape {frame.shape} or NaN/inf"
+        window.append(frame)
+    return np.array(window, dtype=np.float32)
+
+
+sequences, labels, names, skipped = [], [], [], []
 for action in ACTIONS:
     action_dir = os.path.join(DATA_PATH, action)
-    sequence_names = sorted((n for n in os.listdir(action_dir) if n.isdigit()), key=int)
-    for sequence in sequence_names:
-        window = []
-        for frame_num in range(SEQUENCE_LENGTH):
-            frame_path = os.path.join(action_dir, sequence, f"{frame_num}.npy")
-            try:
-                frame = np.load(frame_path, allow_pickle=False)
-            except (OSError, ValueError, EOFError) as error:
-                skipped.append((action, sequence, f"frame {frame_num}: {error.__class__.__name__}"))
-                break
-            if frame.ndim != 1 or not np.all(np.isfinite(frame)) or (window and frame.shape != window[0].shape):
-                skipped.append((action, sequence, f"frame {frame_num}: shape {frame.shape} or NaN/inf"))
-                break
-            window.append(frame)
+    for sequence in sorted((n for n in os.listdir(action_dir)
+                            if n.isdigit() and os.path.isdir(os.path.join(action_dir, n))), key=int):
+        window = read_sequence(os.path.join(action_dir, sequence))
+        if isinstance(window, str):
+            skipped.append((action, sequence, window))
         else:
             sequences.append(window)
             labels.append(label_map[action])
+            names.append(sequence)
 
-lengths = [len(window[0]) for window in sequences]
-NUM_FEATURES = max(set(lengths), key=lengths.count)  # 1662 for the data contract
+lengths = [window.shape[1] for window in sequences]
+NUM_FEATURES = max(set(lengths), key=lengths.count) if lengths else 0  # 1662 for the data contract
 for index in reversed(range(len(sequences))):
     if lengths[index] != NUM_FEATURES:
-        skipped.append((ACTIONS[labels[index]], "?", f"{lengths[index]} values per frame, not {NUM_FEATURES}"))
-        del sequences[index], labels[index]
-
-X = np.array(sequences, dtype=np.float32)
-y = to_categorical(labels, num_classes=len(ACTIONS)).astype(np.float32)
-print("X:", X.shape, " y:", y.shape)
+        skipped.append((ACTIONS[labels[index]], names[index], f"{lengths[index]} values per frame, not {NUM_FEATURES}"))
+        del sequences[index], labels[index], names[index]
 print(f"skipped {len(skipped)} sequences")
 for entry in skipped:
     print("  skipped", *entry)
+
+empty = [str(action) for num, action in enumerate(ACTIONS) if num not in labels]
+if empty:
+    raise ValueError(f"no usable sequence for {empty} in {DATA_PATH} (the skipped list above says why): "
+                     f"fix or re-record them, or move their folders out of {DATA_PATH}")
+example = os.path.join(DATA_PATH, ACTIONS[labels[0]], names[0], '0.npy')
+if NUM_FEATURES != 1662:
+    raise ValueError(f"frames have {NUM_FEATURES} values, e.g. {example}; the live app feeds 1662 "
+                     f"(pose 33x4, face 468x3, left hand 21x3, right hand 21x3). Record with that extract_keypoints.")
+X = np.array(sequences, dtype=np.float32)
+sample = X.reshape(-1, 1662)[::max(1, X.shape[0] * X.shape[1] // 3000)]
+fits = {order: layout_fit(sample, order) for order in itertools.permutations(BLOCK_SIZES)}
+best = max(fits, key=fits.get)
+if fits[best] - fits[tuple(BLOCK_SIZES)] > 0.3:  # the same margin as signtrain's check
+    raise ValueError(f"frames have 1662 values but look like the blocks are in the order {', '.join(best)}, e.g. "
+                     f"{example}; the live app feeds pose, face, left_hand, right_hand. Re-record, or reorder "
+                     f"each frame with np.concatenate in that order.")
+y = to_categorical(labels, num_classes=len(ACTIONS)).astype(np.float32)
+print("X:", X.shape, " y:", y.shape)
 
 # %% [markdown]
 # ## 5. Train/test split

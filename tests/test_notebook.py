@@ -53,7 +53,7 @@ def test_notebook_shape():
             elif isinstance(node, ast.ImportFrom):
                 imported.add(node.module.split(".")[0])
     # Self-contained: only the libraries Colab ships, never this package or the recorders' utils.
-    assert imported == {"os", "shutil", "sys", "time", "zipfile", "logging", "google", "numpy", "tensorflow", "sklearn",
+    assert imported == {"itertools", "os", "shutil", "sys", "time", "zipfile", "logging", "google", "numpy", "tensorflow", "sklearn",
                         "matplotlib", "seaborn"}
 
 
@@ -266,3 +266,62 @@ def test_the_notebook_with_relative_features_ships_a_model_for_raw_frames(tmp_pa
     assert shipped.predict(state["X_test"], verbose=0).shape == (len(state["X_test"]), 3)
     layers = json.load(open(tmp_path / "layers.json"))
     assert sum(layer.get("name", "").startswith("lstm") for layer in layers) == 3
+
+
+def _calls(source, name):
+    """(positional, keyword) arguments of every call to name (a function or a method) in source:
+    literals as values, anything else as its source text."""
+    def value(node):
+        try:
+            return ast.literal_eval(node)
+        except ValueError:
+            return ast.unparse(node)
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+            if called == name:
+                found.append(([value(arg) for arg in node.args],
+                              {keyword.arg: value(keyword.value) for keyword in node.keywords if keyword.arg}))
+    return found
+
+
+def test_the_notebooks_fit_and_early_stopping_arguments_are_configs(monkeypatch):
+    """The numbers cells 1, 5, 6 and 7 give train_test_split, EarlyStopping, ModelCheckpoint and model.fit
+    (both PRECISE_BN paths) are signtrain.config's defaults, which `signtrain train` uses (issue 17 §4)."""
+    cells = [cell.source for cell in code_cells(nbformat.read(NOTEBOOK, as_version=4))]
+    [train] = [source for source in cells if "model.fit(" in source]
+    [[_, stop]] = _calls(train, "EarlyStopping")
+    assert stop["monitor"] == config.MONITOR and stop["patience"] == config.DEFAULT_PATIENCE
+    assert stop["restore_best_weights"] is True
+    assert stop.get("mode", "auto") in ("auto", config.MONITOR_MODES[config.MONITOR])
+    [[_, checkpoint]] = _calls(train, "ModelCheckpoint")
+    assert checkpoint["monitor"] == config.MONITOR and checkpoint["save_best_only"] is True
+    assert checkpoint.get("mode", "auto") in ("auto", config.MONITOR_MODES[config.MONITOR])
+    [[_, fit]] = _calls(train, "fit")
+    assert fit["epochs"] == "EPOCHS" and fit["callbacks"].startswith("[early_stop, checkpoint")
+    # PRECISE_BN = False: the spec's plain fit arguments.
+    [plain] = [keywords for _, keywords in _calls(train, "dict") if "validation_split" in keywords]
+    assert plain["batch_size"] == config.DEFAULT_BATCH_SIZE and plain["validation_split"] == config.VALIDATION_SPLIT
+    # PRECISE_BN = True: batches of the same size, drawn from the seed, over the rows validation_split keeps.
+    [[[batch_size], _]] = _calls(train, "batch")
+    [[_, shuffle]] = _calls(train, "shuffle")
+    assert batch_size == config.DEFAULT_BATCH_SIZE and shuffle["seed"] == config.DEFAULT_SEED
+    [fit_rows] = [line.strip() for line in train.splitlines() if line.strip().startswith("FIT_ROWS = ")]
+    for n in (1, 7, 20, 243, 270):
+        namespace = {"X_train": np.zeros(n)}
+        exec(fit_rows, namespace)
+        assert namespace["FIT_ROWS"] == data.fit_rows(n), n
+    # The split and the seed.
+    [split] = [source for source in cells if "train_test_split(" in source and "import" not in source]
+    [[_, split_keywords]] = _calls(split, "train_test_split")
+    assert split_keywords["test_size"] == config.TEST_SIZE and split_keywords["random_state"] == config.DEFAULT_SEED
+    [model_cell] = [source for source in cells if "Sequential([" in source]
+    assert _calls(model_cell, "set_random_seed") == [([config.DEFAULT_SEED], {})]
+    # EPOCHS: SIGNTRAIN_EPOCHS shortens a trial run; unset, it is the spec's.
+    [epochs] = [line for source in cells for line in source.splitlines() if line.startswith("EPOCHS = ")]
+    monkeypatch.delenv("SIGNTRAIN_EPOCHS", raising=False)
+    namespace = {"os": os}
+    exec(epochs, namespace)
+    assert namespace["EPOCHS"] == config.DEFAULT_EPOCHS
