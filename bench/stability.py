@@ -48,7 +48,7 @@ VARIANTS = {"plain": {"precise_bn": False}, "exact statistics, one order": {"pre
 def write_data(dataset, realdata, work):
     """(training MP_Data, held-out recording or None) for one data set, written under work."""
     if dataset == "demo":
-        return synth.write_mp_data(os.path.join(work, "MP_Data"), seed=0), None  # cli._demo_data's set
+        return synth.write_mp_data(os.path.join(work, "MP_Data"), seed=0), None  # subcommands.demo_data's set
     if dataset == "lujamanandhar":
         return unpack(os.path.join(realdata, "lujamanandhar_10signs.npz"), os.path.join(work, "MP_Data")), None
     held_out = HELD_OUT[dataset]

@@ -4,16 +4,12 @@
 """
 
 import argparse
-import json
 import os
 import sys
 
-import numpy as np
-
-from signtrain import config, settings
+from signtrain import config, settings, subcommands
 
 DEMO_DATA_DIR = os.path.join("runs", "demo_data", "MP_Data")
-DEMO_MARKER = ".signtrain_synth.json"
 
 
 _at_least_one = settings.whole_number(1)
@@ -76,7 +72,7 @@ def _add_training_commands(commands):
 
 def _add_tool_commands(commands):
     """check, evaluate, predict, export and synth."""
-    from signtrain import formats, infer
+    from signtrain import formats
 
     check = commands.add_parser("check", help="check an MP_Data folder before training",
                                 description="Read an MP_Data folder as training would and report, per action, "
@@ -138,86 +134,6 @@ def _quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _evaluate(args):
-    from signtrain import evaluate, files, infer, model as model_lib
-
-    for name in (config.MODEL_FILE, config.ACTIONS_FILE):
-        if not os.path.exists(os.path.join(args.model, name)):
-            raise FileNotFoundError(f"{os.path.join(args.model, name)} not found: --model takes a finished run folder")
-    folder = os.path.join(args.model, "evaluations")
-    files.require_writable(folder if os.path.isdir(folder) else args.model, "signtrain evaluate")
-    actions_path = os.path.join(args.model, config.ACTIONS_FILE)
-    model_path = os.path.join(args.model, config.MODEL_FILE)
-    actions = infer.read_actions(actions_path)
-    model = model_lib.load_model(model_path)
-    if model.output_shape[-1] != len(actions):
-        raise ValueError(f"{model_path} outputs {model.output_shape[-1]} classes but {actions_path} names "
-                         f"{len(actions)} signs: they are not from the same run. Put the run's own actions.npy "
-                         f"beside it")
-    recording = evaluate.load_recording(actions, args.data, args.aliases or (), args.any_layout)
-    width = recording["dataset"].num_features
-    if width != model.input_shape[-1]:
-        raise ValueError(f"the frames in {args.data} have {width} values, {model_path} takes {model.input_shape[-1]} "
-                         f"(the layout it was trained on): evaluate it on a recording in that layout")
-    result = evaluate.evaluate_recording(model, actions, recording)
-    print(evaluate.format_recording_result(result))
-    os.makedirs(folder, exist_ok=True)
-    stem = evaluate.name_key(os.path.basename(os.path.normpath(args.data))) or "data"
-    path, index = os.path.join(folder, f"{stem}.json"), 2
-    while os.path.exists(path):  # never overwrite an earlier evaluation
-        path, index = os.path.join(folder, f"{stem}{index}.json"), index + 1
-    files.write_json(path, result)
-    print(f"written to {path}")
-    return 0
-
-
-def _predict(args):
-    from signtrain import infer
-
-    path, model_format, actions = infer.find_model(args.model, args.format)
-    predict = infer.load_predictor(path, model_format)
-    usable = []
-    for name, sequence in infer.read_sequences(args.data):
-        if isinstance(sequence, str):
-            print(f"{name}: skipped, {sequence}")
-        elif predict.features and sequence.shape[1] != predict.features:
-            print(f"{name}: skipped, its frames have {sequence.shape[1]} values, {path} takes {predict.features} "
-                  f"(the layout it was trained on)")
-        else:
-            usable.append((name, sequence))
-    if not usable:
-        raise ValueError(f"no sequence in {args.data} that {path} can take: see the lines above")
-    if len({sequence.shape for _, sequence in usable}) > 1:  # only when the model's width is unknown
-        raise ValueError(f"the sequences in {args.data} have different frame widths; predict one layout at a time")
-    X = np.stack([sequence for _, sequence in usable])
-    try:
-        probabilities = predict(X)
-    except Exception as error:  # every runtime has its own exception types
-        raise ValueError(f"{path} ({model_format}) could not run on {len(X)} sequences of shape {X.shape[1:]}: "
-                         f"{type(error).__name__}: {error}") from None
-    if probabilities.shape[1] != len(actions):
-        raise ValueError(f"{path} outputs {probabilities.shape[1]} classes but actions.npy names {len(actions)}")
-    print(f"{path} ({model_format}), {len(usable)} sequence{'s' if len(usable) != 1 else ''}:")
-    for (name, _), row in zip(usable, probabilities):
-        print(f"{name}: " + ", ".join(f"{action} {p:.1%}" for action, p in infer.top_k(row, actions, args.top)))
-    return 0
-
-
-def _check(args):
-    from signtrain import check, data
-
-    try:
-        dataset = data.load_dataset(args.data, args.actions, any_layout=args.any_layout, stream=args.stream)
-    except (ValueError, OSError) as error:
-        summary = {"verdict": "problems: cannot train", "error": str(error)}
-        print(json.dumps(summary, indent=2) if args.json else f"error: {error}\nverdict: {summary['verdict']}")
-        return 1
-    summary = check.summarize(dataset)
-    summary["verdict"] = check.verdict(summary)
-    print(json.dumps(summary, indent=2) if args.json else check.format_report(summary))
-    return 1 if summary["verdict"].startswith("problems") else 0
-
-
 def _train(args):
     from signtrain.train import settings_from_run, train
 
@@ -235,28 +151,6 @@ def _train(args):
     if not args.data:
         raise ValueError("--data DIR is required (the MP_Data folder), or --resume RUN_DIR to continue a run")
     return train(settings.from_args(args, args.data))
-
-
-def _demo_data(data_dir):
-    """The synthetic set for the demo: generated once, reused while the generator is unchanged."""
-    from signtrain import __version__, synth
-
-    marker_path = os.path.join(data_dir, DEMO_MARKER)
-    wanted = {"generator": "signtrain.synth", "version": __version__, "seed": 0,
-              "sequences": config.NUM_SEQUENCES, "actions": list(config.SPEC_ACTIONS)}
-    if os.path.exists(marker_path):
-        with open(marker_path, encoding="utf-8") as handle:
-            if json.load(handle) == wanted:
-                print(f"reusing the synthetic data in {data_dir}")
-                return data_dir
-        raise FileExistsError(
-            f"{data_dir} holds synthetic data from another signtrain version; delete it or pass --data-dir NEW_DIR"
-        )
-    print(f"writing synthetic MP_Data for {len(config.SPEC_ACTIONS)} signs to {data_dir} ...")
-    synth.write_mp_data(data_dir, seed=0)
-    with open(marker_path, "w", encoding="utf-8") as handle:
-        json.dump(wanted, handle)
-    return data_dir
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -297,7 +191,7 @@ def main(argv=None):
 def _run(args):
     try:
         if args.command == "check":
-            return _check(args)
+            return subcommands.check(args)
         if args.command == "synth":
             from signtrain import synth
 
@@ -314,9 +208,9 @@ def _run(args):
         from signtrain.train import TrainingInterrupted, train
 
         if args.command == "evaluate":
-            return _evaluate(args)
+            return subcommands.evaluate(args)
         if args.command == "predict":
-            return _predict(args)
+            return subcommands.predict(args)
         if args.command == "export":
             from signtrain import export
 
@@ -327,7 +221,7 @@ def _run(args):
             return 0
         try:
             if args.command == "demo":
-                train(settings.from_args(args, _demo_data(args.data_dir)))
+                train(settings.from_args(args, subcommands.demo_data(args.data_dir)))
             else:
                 _train(args)
         except TrainingInterrupted as interrupted:
