@@ -122,8 +122,50 @@ def test_stray_files_and_non_numeric_folders_are_ignored_with_a_note(tree, capsy
     assert len(report["ignored"]) == 4 and any("old takes" in note for note in report["ignored"])
 
 
+def damage(path, kind):
+    """Damage one frame file the way users' data gets damaged (tests/test_notebook_damage.py uses it too)."""
+    good = np.load(path)
+    if kind == "missing":
+        os.remove(path)
+    elif kind == "extra":
+        np.save(path.parent / "30.npy", good)
+        np.save(path.parent / "31.npy", good)
+    elif kind == "truncated":
+        path.write_bytes(path.read_bytes()[:200])
+    elif kind == "garbage":
+        path.write_bytes(os.urandom(500))
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "folder":
+        os.remove(path)
+        os.mkdir(path)
+    elif kind == "pickled":
+        np.save(path, np.array([Evil()] * 3, dtype=object), allow_pickle=True)
+    elif kind == "npz":
+        np.savez(path.parent / "archive.npz", a=good)
+        os.replace(path.parent / "archive.npz", path)
+    elif kind == "zip_header":
+        path.write_bytes(b"PK\x03\x04 not really a zip")
+    elif kind == "strings":
+        np.save(path, good.astype(str))
+    elif kind in ("nan", "inf"):
+        good[100] = np.nan if kind == "nan" else np.inf
+        np.save(path, good)
+    elif kind == "float32_overflow":
+        good[100] = 1e39  # finite in float64, inf once training's float32
+        np.save(path, good)
+    elif kind == "short":
+        np.save(path, good[:1600])
+    elif kind == "2d":
+        np.save(path, good.reshape(2, 831))
+    elif kind == "integers":
+        np.save(path, np.round(good).astype(np.int32))
+    else:
+        raise AssertionError(kind)
+
+
 @pytest.mark.parametrize(
-    "damage, reason",
+    "kind, reason",
     [
         ("missing", "missing frame 12.npy"),
         ("extra", "2 extra frames (30.npy..31.npy)"),
@@ -135,31 +177,15 @@ def test_stray_files_and_non_numeric_folders_are_ignored_with_a_note(tree, capsy
         ("inf", "frame 12.npy contains NaN or inf"),
         ("short", "frame 12.npy has 1600 values, frame 0.npy has 1662"),
         ("2d", "has shape (2, 831), expected a flat array"),
+        ("empty", "unreadable frame 12.npy (EOFError"),
+        ("folder", "unreadable frame 12.npy (IsADirectoryError"),
+        ("npz", "frame 12.npy is an .npz archive"),
+        ("zip_header", "unreadable frame 12.npy (BadZipFile"),
+        ("float32_overflow", "frame 12.npy has a value beyond float32's range"),
     ],
 )
-def test_a_broken_frame_skips_its_sequence_with_the_reason(tree, capsys, damage, reason):
-    frame_path = tree / "Thank_You" / "3" / "12.npy"
-    good = np.load(frame_path)
-    if damage == "missing":
-        os.remove(frame_path)
-    elif damage == "extra":
-        np.save(tree / "Thank_You" / "3" / "30.npy", good)
-        np.save(tree / "Thank_You" / "3" / "31.npy", good)
-    elif damage == "truncated":
-        frame_path.write_bytes(frame_path.read_bytes()[:200])
-    elif damage == "garbage":
-        frame_path.write_bytes(os.urandom(500))
-    elif damage == "pickled":
-        np.save(frame_path, np.array([Evil()] * 3, dtype=object), allow_pickle=True)
-    elif damage == "strings":
-        np.save(frame_path, good.astype(str))
-    elif damage in ("nan", "inf"):
-        good[100] = np.nan if damage == "nan" else np.inf
-        np.save(frame_path, good)
-    elif damage == "short":
-        np.save(frame_path, good[:1600])
-    elif damage == "2d":
-        np.save(frame_path, good.reshape(2, 831))
+def test_a_broken_frame_skips_its_sequence_with_the_reason(tree, capsys, kind, reason):
+    damage(tree / "Thank_You" / "3" / "12.npy", kind)
     code, report = check_json(capsys, tree)
     assert code == 0 and report["verdict"] == "ready to train, with warnings"
     [skipped] = report["skipped_sequences"]

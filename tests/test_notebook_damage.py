@@ -19,7 +19,7 @@ import pytest
 
 from conftest import unpack_realdata, write_sequence
 from signtrain import config, data, synth
-from test_check import MARKER, Evil, reshape_tree
+from test_check import MARKER, damage, reshape_tree, tree  # noqa: F401 - tree: a copy of this module's template
 from test_notebook import NOTEBOOK, code_cells
 
 
@@ -63,56 +63,11 @@ def template(tmp_path_factory):
     return synth.write_mp_data(str(tmp_path_factory.mktemp("template") / "MP_Data"), sequences=3, seed=8)
 
 
-@pytest.fixture
-def tree(template, tmp_path):
-    return shutil.copytree(template, tmp_path / "MP_Data")
-
-
 FRAME = ("Thank_You", "1", "12.npy")  # the damaged frame of the one-frame cases
 
 
 def damage_frame(kind):
-    def apply(tree):
-        path = tree.joinpath(*FRAME)
-        good = np.load(path)
-        if kind == "missing":
-            os.remove(path)
-        elif kind == "extra":
-            np.save(path.parent / "30.npy", good)
-            np.save(path.parent / "31.npy", good)
-        elif kind == "truncated":
-            path.write_bytes(path.read_bytes()[:200])
-        elif kind == "garbage":
-            path.write_bytes(os.urandom(500))
-        elif kind == "empty":
-            path.write_bytes(b"")
-        elif kind == "folder":
-            os.remove(path)
-            os.mkdir(path)
-        elif kind == "pickled":
-            np.save(path, np.array([Evil()] * 3, dtype=object), allow_pickle=True)
-        elif kind == "npz":
-            np.savez(path.parent / "archive.npz", a=good)
-            os.replace(path.parent / "archive.npz", path)
-        elif kind == "zip_header":
-            path.write_bytes(b"PK\x03\x04 not really a zip")
-        elif kind == "strings":
-            np.save(path, good.astype(str))
-        elif kind in ("nan", "inf"):
-            good[100] = np.nan if kind == "nan" else np.inf
-            np.save(path, good)
-        elif kind == "float32_overflow":
-            good[100] = 1e39  # finite in float64, inf once training's float32
-            np.save(path, good)
-        elif kind == "short":
-            np.save(path, good[:1600])
-        elif kind == "2d":
-            np.save(path, good.reshape(2, 831))
-        elif kind == "integers":
-            np.save(path, np.round(good).astype(np.int32))
-        else:
-            raise AssertionError(kind)
-    return apply
+    return lambda tree: damage(tree.joinpath(*FRAME), kind)
 
 
 def stray_files(tree):
@@ -157,25 +112,24 @@ def blocks_in_order(*order):
 
 
 # (damage, what the package says about Thank_You/1, what the notebook's reason must name)
-SKIP_CASES = [
-    pytest.param(damage_frame("missing"), "missing frame 12.npy", "frame 12", id="missing"),
-    pytest.param(damage_frame("extra"), "2 extra frames (30.npy..31.npy)", "extra", id="extra_frames"),
-    pytest.param(damage_frame("truncated"), "unreadable frame 12.npy", "frame 12", id="truncated"),
-    pytest.param(damage_frame("garbage"), "unreadable frame 12.npy", "frame 12", id="garbage"),
-    pytest.param(damage_frame("empty"), "unreadable frame 12.npy (EOFError", "frame 12", id="empty_file"),
-    pytest.param(damage_frame("folder"), "unreadable frame 12.npy (IsADirectoryError", "frame 12",
-                 id="folder_as_frame"),
-    pytest.param(damage_frame("pickled"), "unreadable frame 12.npy", "frame 12", id="pickled"),
-    pytest.param(damage_frame("npz"), "frame 12.npy is an .npz archive", "frame 12", id="npz_archive"),
-    pytest.param(damage_frame("zip_header"), "unreadable frame 12.npy (BadZipFile", "frame 12", id="zip_header"),
-    pytest.param(damage_frame("strings"), "frame 12.npy has dtype <U", "frame 12", id="string_dtype"),
-    pytest.param(damage_frame("nan"), "frame 12.npy contains NaN or inf", "frame 12", id="nan"),
-    pytest.param(damage_frame("inf"), "frame 12.npy contains NaN or inf", "frame 12", id="inf"),
-    pytest.param(damage_frame("float32_overflow"), "frame 12.npy has a value beyond float32's range", "frame 12",
-                 id="float32_overflow"),
-    pytest.param(damage_frame("short"), "frame 12.npy has 1600 values, frame 0.npy has 1662", "frame 12", id="short"),
-    pytest.param(damage_frame("2d"), "has shape (2, 831), expected a flat array", "frame 12", id="2d"),
-]
+SKIP_CASES = [pytest.param(damage_frame(kind), package_says, notebook_names, id=kind)
+              for kind, package_says, notebook_names in (
+    ("missing", "missing frame 12.npy", "frame 12"),
+    ("extra", "2 extra frames (30.npy..31.npy)", "extra"),
+    ("truncated", "unreadable frame 12.npy", "frame 12"),
+    ("garbage", "unreadable frame 12.npy", "frame 12"),
+    ("empty", "unreadable frame 12.npy (EOFError", "frame 12"),
+    ("folder", "unreadable frame 12.npy (IsADirectoryError", "frame 12"),
+    ("pickled", "unreadable frame 12.npy", "frame 12"),
+    ("npz", "frame 12.npy is an .npz archive", "frame 12"),
+    ("zip_header", "unreadable frame 12.npy (BadZipFile", "frame 12"),
+    ("strings", "frame 12.npy has dtype <U", "frame 12"),
+    ("nan", "frame 12.npy contains NaN or inf", "frame 12"),
+    ("inf", "frame 12.npy contains NaN or inf", "frame 12"),
+    ("float32_overflow", "frame 12.npy has a value beyond float32's range", "frame 12"),
+    ("short", "frame 12.npy has 1600 values, frame 0.npy has 1662", "frame 12"),
+    ("2d", "has shape (2, 831), expected a flat array", "frame 12"),
+)]
 
 
 @pytest.mark.parametrize("damage, package_reason, notebook_names", SKIP_CASES)
