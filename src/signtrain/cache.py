@@ -73,7 +73,7 @@ def matches_frames(value, folder, sequence_length):
 def _cached_value(entry, maps, folder, sequence_length):
     """The cached reason or row (a copy: no view keeps a file mapped) when it can be believed, else None."""
     if "reason" in entry:
-        return entry["reason"]
+        return entry["reason"] if entry["crc"] == cachefolder.crc_text(entry["reason"]) else None
     try:
         value = np.array(maps[entry["group"]][entry["row"]])
     except (KeyError, IndexError, TypeError, ValueError, OSError):
@@ -139,9 +139,11 @@ def _packed_already(cache_dir, entries, groups, relative, signatures, folders, s
         if entry is None or entry.get("signature") != digest:
             return None
         if "reason" in entry:
+            if _cached_value(entry, {}, None, sequence_length) is None:
+                return None
             results.append(entry["reason"])
             continue
-        if entry.get("row") != rows.get(entry.get("group"), 0):
+        if entry["row"] != rows.get(entry["group"], 0):
             return None
         results.append((entry["group"], entry["row"]))
         rows[entry["group"]] = entry["row"] + 1

@@ -29,16 +29,42 @@ def _new_stem(cache_dir):
     return os.path.join(cache_dir, f"{socket.gethostname()}-{os.getpid()}-{time.time_ns()}")
 
 
+def _valid_entry(name, entry):
+    """An index entry as Generation.add writes it: a reason (with its CRC) or a group, row and CRC."""
+    if not (isinstance(name, str) and isinstance(entry, dict) and isinstance(entry.get("signature"), str)
+            and _is_int(entry.get("crc"))):
+        return False
+    if "reason" in entry:
+        return entry.keys() == {"signature", "reason", "crc"} and isinstance(entry["reason"], str)
+    return (entry.keys() == {"signature", "group", "row", "crc"} and isinstance(entry["group"], str)
+            and _is_int(entry["row"]) and entry["row"] >= 0)
+
+
+def _valid_group(group):
+    return (isinstance(group, dict) and isinstance(group.get("file"), str)
+            and group["file"] == os.path.basename(group["file"]) and group["file"] not in ("", ".", "..", INDEX_FILE)
+            and _is_int(group.get("rows")) and group["rows"] >= 0)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def read_index(cache_dir):
-    """(entries, groups): {relative folder: entry}, {group: {"file", "rows"}}; ({}, {}) when absent or unusable."""
+    """(entries, groups): {relative folder: entry}, {group: {"file", "rows"}}, only what is well formed
+    (a folder whose entry is not is read again from its frames); ({}, {}) when absent or unusable."""
     try:
         with open(os.path.join(cache_dir, INDEX_FILE), encoding="utf-8") as handle:
             index = json.load(handle)
-        if index.get("version") != CACHE_VERSION:
+        if not isinstance(index, dict) or index.get("version") != CACHE_VERSION:
             return {}, {}
-        return dict(index["entries"]), dict(index["groups"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        entries, groups = index["entries"], index["groups"]
+        if not isinstance(entries, dict) or not isinstance(groups, dict):
+            return {}, {}
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
         return {}, {}  # a damaged cache (an interrupted copy, a sync conflict) is only a slower load
+    groups = {name: group for name, group in groups.items() if _valid_group(group)}
+    return {name: entry for name, entry in entries.items() if _valid_entry(name, entry)}, groups
 
 
 def open_group(cache_dir, group, groups=None):
@@ -62,6 +88,10 @@ def _remove_quietly(path):
 
 def crc(value):
     return zlib.crc32(np.ascontiguousarray(value, np.float32).data)
+
+
+def crc_text(reason):
+    return zlib.crc32(reason.encode("utf-8"))
 
 
 def open_maps(cache_dir, groups):
@@ -95,7 +125,7 @@ class Generation:
     def add(self, name, digest, value):
         """Record one folder's reason or rows; returns what load_dataset gets: the reason or (group, row)."""
         if isinstance(value, str):
-            self.entries[name] = {"signature": digest, "reason": value}
+            self.entries[name] = {"signature": digest, "reason": value, "crc": crc_text(value)}
             return value
         value = np.ascontiguousarray(value, np.float32)
         group = "X_" + "x".join(str(n) for n in value.shape)

@@ -164,17 +164,13 @@ def read_test_sequences(run_dir, data_dir=None):
     for path in paths.values():
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path} not found: signtrain export takes a finished run folder")
-    with open(paths[config.METRICS_FILE], encoding="utf-8") as handle:
-        metrics = json.load(handle)
+    metrics = _read_metrics(paths[config.METRICS_FILE])
     with open(paths[config.ARGS_FILE], encoding="utf-8") as handle:
         try:
             args = yaml.safe_load(handle)
         except yaml.YAMLError:
             args = None
-    sequences = metrics.get("test_sequences") if isinstance(metrics, dict) else None
-    if not sequences:
-        raise ValueError(f"{paths[config.METRICS_FILE]} lists no test_sequences to check the export on (a run of "
-                         f"an older signtrain?): train the run again with --export")
+    sequences = metrics.get("test_sequences")
     data_dir = data_dir or (args.get("data") if isinstance(args, dict) else None)
     if not data_dir:
         raise ValueError(f"{paths[config.ARGS_FILE]} does not say where the data is: pass --data DIR, the folder "
@@ -191,9 +187,34 @@ def read_test_sequences(run_dir, data_dir=None):
         raise FileNotFoundError(
             f"the export is checked on the run's {len(sequences)} test sequences, read from {data_dir}; "
             f"{len(missing) or 'all'} cannot be read (e.g. {missing[:1] or data_dir}). Pass the data folder the "
-            f"run trained on with --data DIR"
+            f"run trained on with --data DIR; if the data is where it was, {config.METRICS_FILE} (which lists them) "
+            f"was changed: copy the run's file again"
         )
     return np.stack(X_check), metrics
+
+
+def _read_metrics(path):
+    """A run's metrics.json as export needs it (test_sequences: [sign, sequence] pairs; exports: a
+    dict), or a ValueError naming the file and the way on."""
+    fix = "copy the run's metrics.json again, or train the run again with --export"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            metrics = json.load(handle)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not readable JSON ({error}): {fix}") from None
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{path} holds a {type(metrics).__name__}, not a run's metrics: {fix}")
+    sequences = metrics.get("test_sequences")
+    if not sequences:
+        raise ValueError(f"{path} lists no test_sequences to check the export on (a run of an older signtrain?): "
+                         f"train the run again with --export")
+    if not isinstance(sequences, list) or not all(
+            isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)
+            for pair in sequences):
+        raise ValueError(f"{path}: test_sequences is not a list of [sign, sequence] names: {fix}")
+    if not isinstance(metrics.get("exports") or {}, dict):
+        raise ValueError(f"{path}: exports is not a table of formats: {fix}")
+    return metrics
 
 
 def export_run(run_dir, formats, data_dir=None):

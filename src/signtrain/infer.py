@@ -148,6 +148,11 @@ def read_actions(path):
     if actions.ndim != 1 or actions.dtype.kind not in "US":
         raise ValueError(f"{path} holds {actions.dtype} values of shape {actions.shape}, not a list of sign names; "
                          f"use the actions.npy the run wrote")
+    if actions.dtype.kind == "S":  # np.save of bytes: the names as UTF-8 text
+        try:
+            return [action.decode("utf-8") for action in actions.tolist()]
+        except UnicodeDecodeError:
+            raise ValueError(f"{path} holds bytes that are not UTF-8 text; use the actions.npy the run wrote") from None
     return [str(action) for action in actions]
 
 

@@ -69,7 +69,9 @@ def predict(args):
         raise ValueError(f"{path} ({model_format}) could not run on {len(X)} sequences of shape {X.shape[1:]}: "
                          f"{type(error).__name__}: {error}") from None
     if probabilities.shape[1] != len(actions):
-        raise ValueError(f"{path} outputs {probabilities.shape[1]} classes but actions.npy names {len(actions)}")
+        raise ValueError(f"{path} outputs {probabilities.shape[1]} classes but the actions.npy beside it names "
+                         f"{len(actions)} signs: they are not from the same run. Put the run's own actions.npy "
+                         f"beside it")
     print(f"{path} ({model_format}), {len(usable)} sequence{'s' if len(usable) != 1 else ''}:")
     for (name, _), row in zip(usable, probabilities):
         print(f"{name}: " + ", ".join(f"{action} {p:.1%}" for action, p in infer.top_k(row, actions, args.top)))
