@@ -183,7 +183,7 @@ def _model_folder_case(model_run, tmp_path, capsys, case):
     names = _damage_run_file(copy, name, kind, value, actions)
     before = snapshot(copy)
     code, output = run(capsys, *_command(command, copy, data_dir, sequence))
-    assert isinstance(code, int) and "Traceback" not in output
+    assert isinstance(code, int)  # run() raises what cli.main did not turn into a message
     after = snapshot(copy)
     if names is not None:  # a valid actions.npy of other names: predict shows them, evaluate matches by them
         event("valid sign names")

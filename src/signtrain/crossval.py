@@ -12,7 +12,7 @@ import shutil
 
 import numpy as np
 
-from signtrain import config, data, distribute, evaluate, files, fitting, runfolder
+from signtrain import config, data, distribute, evaluate, files, finish, fitting, runfolder
 from signtrain import settings as settings_lib
 from signtrain import train as train_lib
 
@@ -56,15 +56,13 @@ def _train_and_score(dataset, settings, strategy, index, train_idx, test_idx):
         callbacks=[keras.callbacks.EarlyStopping(monitor=settings.monitor, mode=config.MONITOR_MODES[settings.monitor],
                                                  patience=settings.patience, restore_best_weights=True)],
     ).history
-    y_true, y_pred = dataset.y[test_idx], net.predict(dataset.X[test_idx], verbose=0).argmax(axis=1)
-    per_class, matrix, _ = evaluate.classification_metrics(y_true, y_pred, dataset.actions)
-    correct = int(np.sum(y_pred == y_true))
-    result = {"test_accuracy": correct / len(y_true), "test_correct": correct, "n_test": len(test_idx),
-              "test_accuracy_ci95": list(evaluate.wilson_interval(correct, len(y_true))),
-              "epochs_run": len(history["loss"])}
-    recall = [per_class[action]["recall"] if per_class[action]["support"] else np.nan for action in dataset.actions]
+    scores = finish.score(dataset, test_idx, net.predict(dataset.X[test_idx], verbose=0))  # as a run scores
+    result = {"test_accuracy": scores.correct / len(test_idx), "test_correct": scores.correct, "n_test": len(test_idx),
+              "test_accuracy_ci95": list(scores.interval), "epochs_run": len(history["loss"])}
+    recall = [scores.per_class[action]["recall"] if scores.per_class[action]["support"] else np.nan
+              for action in dataset.actions]
     keras.backend.clear_session()
-    return result, matrix, recall
+    return result, scores.matrix, recall
 
 
 def _summary(dataset, settings, results, recalls, pooled, folds, repeats, by):

@@ -23,6 +23,23 @@ class Judged:
 
 
 @dataclasses.dataclass
+class Scores:
+    """The shipped model's predictions on the test rows against their labels."""
+    correct: int
+    interval: tuple  # the 95% Wilson interval of the test accuracy
+    per_class: dict
+    matrix: np.ndarray  # the confusion matrix, rows the true sign
+    report: str  # the classification report (report.txt)
+
+
+def score(dataset, test_idx, probabilities):
+    y_true, y_pred = dataset.y[test_idx], probabilities.argmax(axis=1)
+    per_class, matrix, report = evaluate.classification_metrics(y_true, y_pred, dataset.actions)
+    correct = int(np.sum(y_pred == y_true))
+    return Scores(correct, evaluate.wilson_interval(correct, len(y_true)), per_class, matrix, report)
+
+
+@dataclasses.dataclass
 class RunReport:
     """What a finished run returns: its folder, metrics.json's content and what to tell the user."""
     run_dir: str
@@ -58,21 +75,22 @@ def judge(prepared, net):
     return judged, shipped
 
 
-def _metrics(prepared, judged, history, train_seconds, resumed, correct, interval, per_class, matrix):
+def _metrics(prepared, judged, scores, history, train_seconds, resumed):
     """metrics.json's content (before exports, diagnostics and the external test)."""
     dataset, settings, train_idx, test_idx = prepared.dataset, prepared.settings, prepared.train_idx, prepared.test_idx
     n_val = len(train_idx) - data.fit_rows(len(train_idx))
     val_accuracy = history.get("val_categorical_accuracy", [])
     best_index = fitting.best_epoch_index(history, settings.monitor)  # the epoch EarlyStopping restored
     metrics = {
-        "test_accuracy": judged.test_accuracy, "test_accuracy_ci95": list(interval), "test_correct": correct,
+        "test_accuracy": judged.test_accuracy, "test_accuracy_ci95": list(scores.interval),
+        "test_correct": scores.correct,
         "test_loss": judged.test_loss,
         "best_val_accuracy": float(val_accuracy[best_index]) if best_index is not None and val_accuracy else None,
         "best_epoch": best_index + 1 if best_index is not None else None,
         "monitor": settings.monitor, "epochs_run": len(history.get("loss", [])),
         "n_train": len(train_idx) - n_val, "n_val": n_val, "n_test": len(test_idx),
         "actions": dataset.actions, "num_features": dataset.num_features,
-        "per_class": per_class, "confusion_matrix": matrix.tolist(),
+        "per_class": scores.per_class, "confusion_matrix": scores.matrix.tolist(),
         "skipped_sequences": dataset.skipped, "ignored": dataset.notes,
         "data_check": {key: value for key, value in prepared.data_check.items()
                        if key not in ("skipped_sequences", "ignored")},
@@ -112,14 +130,11 @@ def finish(prepared, net, history, train_seconds, resumed):
     """Every file of the run folder after the fit; returns the RunReport."""
     judged, shipped = judge(prepared, net)
     dataset, path = prepared.dataset, prepared.path
-    y_true, y_pred = dataset.y[prepared.test_idx], judged.probabilities.argmax(axis=1)
-    per_class, matrix, report = evaluate.classification_metrics(y_true, y_pred, dataset.actions)
-    correct = int(np.sum(y_pred == y_true))
-    interval = evaluate.wilson_interval(correct, len(y_true))
-    evaluate.plot_confusion_matrix(matrix, dataset.actions, path(config.CONFUSION_MATRIX_FILE))
+    scores = score(dataset, prepared.test_idx, judged.probabilities)
+    evaluate.plot_confusion_matrix(scores.matrix, dataset.actions, path(config.CONFUSION_MATRIX_FILE))
     evaluate.plot_history(history, path(config.HISTORY_PLOT_FILE))
-    files.write_text(path(config.REPORT_FILE), report)
-    metrics = _metrics(prepared, judged, history, train_seconds, resumed, correct, interval, per_class, matrix)
+    files.write_text(path(config.REPORT_FILE), scores.report)
+    metrics = _metrics(prepared, judged, scores, history, train_seconds, resumed)
     failed = []
     if prepared.settings.export:
         metrics["exports"], failed = _exports(prepared.settings, judged, prepared.run_dir)
@@ -127,7 +142,7 @@ def finish(prepared, net, history, train_seconds, resumed):
     if prepared.recording:
         metrics["external_test"] = evaluate.evaluate_recording(shipped, dataset.actions, prepared.recording)
     files.write_json(path(config.METRICS_FILE), metrics)  # last: a run without it is resumable
-    return RunReport(prepared.run_dir, metrics, report, failed)
+    return RunReport(prepared.run_dir, metrics, scores.report, failed)
 
 
 def print_summary(run):
