@@ -216,13 +216,14 @@ def read_sequence(sequence_dir):
         try:
             frame = np.load(os.path.join(sequence_dir, f"{frame_num}.npy"), allow_pickle=False)
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-            return f"frame {frame_num}: {error.__class__.__name__}"
+            return f"frame {frame_num}: unreadable ({error.__class__.__name__}: {str(error)[:80]})"
         if not isinstance(frame, np.ndarray) or frame.ndim != 1 or frame.dtype.kind not in 'iuf':
             return f"frame {frame_num}: not a flat array of numbers"
+        if window and frame.shape != window[0].shape:
+            return f"frame {frame_num}: {frame.shape[0]} values, frame 0 has {window[0].shape[0]}"
         with np.errstate(over='ignore'):
-            finite = np.all(np.isfinite(frame.astype(np.float32)))  # 1e39 is inf in float32
-        if not finite or (window and frame.shape != window[0].shape):
-            return f"frame {frame_num}: shape {frame.shape} or NaN/inf"
+            if not np.all(np.isfinite(frame.astype(np.float32))):  # 1e39 is inf in float32
+                return f"frame {frame_num}: NaN, inf or beyond float32's range"
         window.append(frame)
     return np.array(window, dtype=np.float32)
 
@@ -252,8 +253,8 @@ for entry in skipped:
 
 empty = [str(action) for num, action in enumerate(ACTIONS) if num not in labels]
 if empty:
-    raise ValueError(f"no usable sequence for {empty} in {DATA_PATH} (the skipped list above says why): "
-                     f"fix or re-record them, or move their folders out of {DATA_PATH}")
+    raise ValueError(f"no usable sequence for {empty} in {DATA_PATH} (no sequence folder 0, 1, ... in them, or "
+                     f"the skipped list above says why): record them, or move their folders out of {DATA_PATH}")
 example = os.path.join(DATA_PATH, ACTIONS[labels[0]], names[0], '0.npy')
 if NUM_FEATURES != 1662:
     raise ValueError(f"frames have {NUM_FEATURES} values, e.g. {example}; the live app feeds 1662 "

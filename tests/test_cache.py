@@ -177,3 +177,38 @@ def test_only_the_cache_is_written_beside_the_data(settled_tree):
     _load(settled_tree)
     time.sleep(0.01)
     assert sorted(os.listdir(settled_tree)) == sorted(before + [cachefolder.CACHE_DIR])
+
+
+def test_a_damaged_row_of_a_sign_not_loaded_is_not_carried_into_a_rewrite(settled_tree, monkeypatch):
+    """Loading some signs rewrites the cache with the others' rows copied: only where their CRC holds."""
+    truth = _load(settled_tree)
+    folder = os.path.join(settled_tree, cachefolder.CACHE_DIR)
+    entries, groups = cachefolder.read_index(folder)
+    rows = np.load(os.path.join(folder, groups["X_30x1662"]["file"]), mmap_mode="r+")
+    rows[entries[os.path.join("No", "2")]["row"], 15, 100] += 1.0  # a middle frame: only the CRC can tell
+    rows.flush()
+    del rows
+    frame = os.path.join(settled_tree, "Hello", "1", "3.npy")
+    np.save(frame, np.full(1662, 0.5))
+    os.utime(frame, ns=(os.stat(frame).st_atime_ns, os.stat(frame).st_mtime_ns - 10**10))  # an edit, settled
+    data.load_dataset(settled_tree, ["Hello", "Yes"])  # rewrites the cache, No's rows copied over
+    reads = _count(monkeypatch)
+    again = data.load_dataset(settled_tree, ["No"])
+    assert reads == [os.path.join(settled_tree, "No", "2")]  # read from its frames, not the damaged row
+    np.testing.assert_array_equal(again.X, truth.X[[i for i, (action, _) in enumerate(truth.sequences)
+                                                    if action == "No"]])
+
+
+def test_old_leftovers_are_removed_but_not_the_files_a_live_process_is_writing(settled_tree):
+    _load(settled_tree)
+    folder = os.path.join(settled_tree, cachefolder.CACHE_DIR)
+    live = os.path.basename(cachefolder._new_stem(folder)) + ".X_30x1662.part0.npy"  # this process
+    dead = "some-other-host-123-0123456789ab.X_30x1662.part0.npy"
+    old = time.time() - cachefolder.LEFTOVER_SECONDS - 60
+    for name in (live, dead):
+        open(os.path.join(folder, name), "wb").write(b"rows")
+        os.utime(os.path.join(folder, name), (old, old))
+    frame = os.path.join(settled_tree, "Yes", "0", "0.npy")
+    os.utime(frame, ns=(os.stat(frame).st_atime_ns, os.stat(frame).st_mtime_ns - 10**10))  # changed: a rewrite
+    _load(settled_tree)
+    assert os.path.exists(os.path.join(folder, live)) and not os.path.exists(os.path.join(folder, dead))

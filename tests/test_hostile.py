@@ -334,7 +334,7 @@ def test_a_cache_holding_other_arrays_is_never_believed_over_the_frames(small_da
         else:
             value = np.zeros_like(value)
         entries[name] = (signature, value)
-    cachefolder.write(cache_path, entries)
+    cachefolder.write(cache_path, {}, {}, entries)
     again = data.load_dataset(data_dir)
     np.testing.assert_array_equal(again.X, truth.X)
     assert again.num_features == config.NUM_FEATURES and again.skipped == []

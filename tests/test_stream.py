@@ -124,3 +124,37 @@ def test_stream_and_augment_are_refused_together(tree, capsys):
     assert cli.main(["train", "--data", tree, "--actions", ",".join(ACTIONS), "--stream", "--augment",
                      "--epochs", "1"]) != 0
     assert "--augment makes its copies in memory and cannot be combined with --stream" in capsys.readouterr().err
+
+
+def test_a_streamed_data_set_keeps_its_rows_when_another_load_rewrites_the_cache(tree):
+    """The map is of this pack's own files: a later rewrite (another process, another sign set)
+    removes them from the folder, not from under a run that streams them."""
+    truth = data.load_dataset(tree, ACTIONS, use_cache=False)
+    streamed = data.load_dataset(tree, ACTIONS, stream=True)
+    frame = os.path.join(tree, "Hello", "0", "3.npy")
+    np.save(frame, np.full(1662, 0.25))
+    os.utime(frame, ns=(os.stat(frame).st_atime_ns, os.stat(frame).st_mtime_ns - 10**10))
+    data.load_dataset(tree, ACTIONS[:2])  # rewrites the cache: the streamed run's files are replaced
+    np.testing.assert_array_equal(streamed.X, truth.X)
+
+
+def test_a_pack_of_several_parts_is_joined_and_a_full_disk_then_leaves_nothing(tree, monkeypatch):
+    folders = [os.path.join(tree, action, str(n)) for action in ACTIONS for n in range(5)]
+    truth = data.load_dataset(tree, ACTIONS, use_cache=False)
+    packed, results = cache.pack(tree, folders, data.load_sequence, 30, chunk=4)  # 4 parts, joined
+    rows = [result[1] for result in results if not isinstance(result, str)]
+    np.testing.assert_array_equal(packed["X_30x1662"][rows], truth.X)
+    real_replace = os.replace
+
+    def full_when_joined(source, target):
+        if source.endswith(".joining"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(source, target)
+
+    frame = os.path.join(tree, "No", "1", "2.npy")
+    os.utime(frame, ns=(os.stat(frame).st_atime_ns, os.stat(frame).st_mtime_ns - 10**10))  # changed: packed anew
+    before = sorted(os.listdir(os.path.join(tree, cachefolder.CACHE_DIR)))
+    monkeypatch.setattr(cachefolder.os, "replace", full_when_joined)
+    with pytest.raises(ValueError, match="the disk is full"):
+        cache.pack(tree, folders, data.load_sequence, 30, chunk=4)
+    assert sorted(os.listdir(os.path.join(tree, cachefolder.CACHE_DIR))) == before  # the old cache, nothing else

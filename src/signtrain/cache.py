@@ -72,15 +72,10 @@ def matches_frames(value, folder, sequence_length):
 
 def _cached_value(entry, maps, folder, sequence_length):
     """The cached reason or row (a copy: no view keeps a file mapped) when it can be believed, else None."""
-    if "reason" in entry:
-        return entry["reason"] if entry["crc"] == cachefolder.crc_text(entry["reason"]) else None
-    try:
-        value = np.array(maps[entry["group"]][entry["row"]])
-    except (KeyError, IndexError, TypeError, ValueError, OSError):
-        return None
-    if entry.get("crc") != cachefolder.crc(value) or not matches_frames(value, folder, sequence_length):
-        return None
-    return value
+    value = cachefolder.stored_value(entry, maps)  # None where its CRC does not hold
+    if value is None or isinstance(value, str) or matches_frames(value, folder, sequence_length):
+        return value
+    return None
 
 
 def load_sequences(data_dir, sequence_dirs, load_one, sequence_length, workers=None, use_cache=True):
@@ -113,16 +108,13 @@ def load_sequences(data_dir, sequence_dirs, load_one, sequence_length, workers=N
         fresh = {relative[p]: (signatures[p][0], results[p]) for p in missing
                  if signatures[p][1] < settled and signature(sequence_dirs[p], sequence_length)[0] == signatures[p][0]}
         # Entries of folders this call did not ask for (other actions) stay; they are checked when used.
-        asked = set(relative)
+        asked, read = set(relative), set(missing)
         kept = {name: entry for name, entry in entries.items()
                 if name not in asked and os.path.isdir(os.path.join(data_dir, name))}
-        kept.update({relative[p]: entries[relative[p]] for p in range(len(relative)) if p not in missing
+        kept.update({relative[p]: entries[relative[p]] for p in range(len(relative)) if p not in read
                      and relative[p] in entries})
         if fresh or kept.keys() != entries.keys():
-            rows = {name: (entry["signature"], entry["reason"] if "reason" in entry
-                           else cachefolder.copy_row(maps, entry)) for name, entry in kept.items()}
-            maps.clear()  # no map keeps the replaced files open (Windows cannot remove a mapped file)
-            cachefolder.write(cache_dir, {**{name: row for name, row in rows.items() if row[1] is not None}, **fresh})
+            cachefolder.write(cache_dir, kept, maps, fresh)
     return results
 
 
@@ -139,7 +131,7 @@ def _packed_already(cache_dir, entries, groups, relative, signatures, folders, s
         if entry is None or entry.get("signature") != digest:
             return None
         if "reason" in entry:
-            if _cached_value(entry, {}, None, sequence_length) is None:
+            if cachefolder.stored_value(entry, {}) is None:
                 return None
             results.append(entry["reason"])
             continue
@@ -153,7 +145,7 @@ def _packed_already(cache_dir, entries, groups, relative, signatures, folders, s
     for folder, name, result in zip(folders, relative, results):
         if not isinstance(result, str) and _cached_value(entries[name], maps, folder, sequence_length) is None:
             return None  # packed again: the rows that do not match are read from their frames
-    return results
+    return maps, results
 
 
 def _pack_chunk(generation, pool, cached, chunk, load_one, sequence_length, settled):
@@ -168,21 +160,22 @@ def _pack_chunk(generation, pool, cached, chunk, load_one, sequence_length, sett
     missing = [position for position, value in enumerate(values) if value is None]
     for position, value in zip(missing, pool.map(lambda p: load_one(chunk[p][1], sequence_length), missing)):
         values[position] = value
-    results = []
+    results, read = [], set(missing)
     for position, ((name, folder, (digest, newest)), value) in enumerate(zip(chunk, values)):
-        if position in missing and not (newest < settled and signature(folder, sequence_length)[0] == digest):
+        if position in read and not (newest < settled and signature(folder, sequence_length)[0] == digest):
             digest = UNSETTLED  # packed for this run; read again next time
         results.append(generation.add(name, digest, value))
     return results
 
 
-def _pack_error(cache_dir, data_dir, error, written, packed, total):
+def _pack_error(cache_dir, data_dir, error, generation, total, earlier):
     """The ValueError for a pack that could not be written, with the fix for its cause.
 
-    written: bytes of the `packed` sequences written so far, of `total` sequence folders.
+    generation: what was written so far, of `total` sequence folders; earlier: the old cache's bytes.
     """
-    # Estimated from the sequences packed so far; twice: the new files and the old cache, until the switch.
-    size = 2 * written / max(packed, 1) * total
+    # Estimated from the sequences packed so far: the parts and the joined file (twice the data) and
+    # the old cache, until the switch.
+    size = 2 * generation.written / max(sum(generation.rows.values()), 1) * total + earlier
     needed = (f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB") + \
         f" for {total} sequences while packing"
     if error.errno == errno.ENOSPC:
@@ -203,8 +196,9 @@ def pack(data_dir, sequence_dirs, load_one, sequence_length, workers=None, chunk
     Where the cache holds exactly these folders, unchanged and in this order, it is used as it is.
     Otherwise a new cache is written (new files, switched to when complete): unchanged folders
     copied from the old one (memory-mapped), the others read from their frames; only the folders
-    asked for are kept. Returns (the cache folder, per folder: the reason it is unusable, or (group,
-    row)). Raises ValueError where it cannot be written (the rows must live somewhere on disk).
+    asked for are kept. Returns ({group: read-only memory map of its rows}, per folder: the reason it
+    is unusable, or (group, row)): the maps are of this pack's own files, whatever another process
+    writes next. Raises ValueError where it cannot be written (the rows must live somewhere on disk).
     """
     settled = time.time_ns() - RACY_SECONDS * 10**9
     cache_dir = os.path.join(data_dir, cachefolder.CACHE_DIR)
@@ -214,8 +208,9 @@ def pack(data_dir, sequence_dirs, load_one, sequence_length, workers=None, chunk
         signatures = list(pool.map(lambda folder: signature(folder, sequence_length), sequence_dirs))
         unchanged = _packed_already(cache_dir, entries, groups, relative, signatures, sequence_dirs, sequence_length)
         if unchanged is not None:
-            return cache_dir, unchanged
+            return unchanged
         generation, maps = cachefolder.Generation(cache_dir, chunk), cachefolder.open_maps(cache_dir, groups)
+        earlier = sum(rows.nbytes for rows in maps.values())
         folders = list(zip(relative, sequence_dirs, signatures))
         try:
             results = []
@@ -223,10 +218,14 @@ def pack(data_dir, sequence_dirs, load_one, sequence_length, workers=None, chunk
                 results += _pack_chunk(generation, pool, (entries, maps), folders[begin:begin + chunk], load_one,
                                        sequence_length, settled)
             maps.clear()  # the old files' maps closed before they are replaced
-            generation.commit()
+            written = generation.commit()
         except OSError as error:
             maps.clear()
             generation.discard()
-            raise _pack_error(cache_dir, data_dir, error, generation.written, sum(generation.rows.values()),
-                              len(sequence_dirs)) from None
-    return cache_dir, results
+            raise _pack_error(cache_dir, data_dir, error, generation, len(sequence_dirs), earlier) from None
+        except BaseException:  # Ctrl-C, MemoryError: no partial file is left behind
+            maps.clear()
+            generation.discard()
+            raise
+    # Opened at once: a later pack by another process removes these files (a map stays valid).
+    return cachefolder.open_maps(cache_dir, written, required=True), results

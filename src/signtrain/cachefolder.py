@@ -10,8 +10,10 @@ is believed is signtrain.cache's business.
 
 import json
 import os
+import re
 import socket
 import time
+import uuid
 import zlib
 
 import numpy as np
@@ -25,8 +27,23 @@ LEFTOVER_SECONDS = 3600
 
 
 def _new_stem(cache_dir):
-    # Host, process and time: workers of a multi-machine run may write the same shared folder at once.
-    return os.path.join(cache_dir, f"{socket.gethostname()}-{os.getpid()}-{time.time_ns()}")
+    # Host, process and a unique tail: workers of a multi-machine run may write the same shared folder
+    # at once, and one process writes one generation after another (time_ns ticks 15 ms on Windows).
+    return os.path.join(cache_dir, f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+
+
+def _written_by_a_live_process(name):
+    """A file of a generation a process of this machine is still writing (named host-pid-id.*)."""
+    match = re.match(r"(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]{12}\.", name)
+    if match is None or match["host"] != socket.gethostname():
+        return False
+    try:
+        os.kill(int(match["pid"]), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists (another user's) or cannot tell: keep its files
+    return True
 
 
 def _valid_entry(name, entry):
@@ -61,7 +78,7 @@ def read_index(cache_dir):
         entries, groups = index["entries"], index["groups"]
         if not isinstance(entries, dict) or not isinstance(groups, dict):
             return {}, {}
-    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
         return {}, {}  # a damaged cache (an interrupted copy, a sync conflict) is only a slower load
     groups = {name: group for name, group in groups.items() if _valid_group(group)}
     return {name: entry for name, entry in entries.items() if _valid_entry(name, entry)}, groups
@@ -94,15 +111,26 @@ def crc_text(reason):
     return zlib.crc32(reason.encode("utf-8"))
 
 
-def open_maps(cache_dir, groups):
-    """{group: memory map} of every group that opens as its index says (the others: their rows are read again)."""
+def open_maps(cache_dir, groups, required=False):
+    """{group: memory map} of every group that opens as its index says (the others: their rows are
+    read again); required: every group must open, else a ValueError (another process replaced them)."""
     maps = {}
     for group in groups:
         try:
             maps[group] = open_group(cache_dir, group, groups)
         except (OSError, ValueError, KeyError, TypeError, EOFError):
-            pass
+            if required:
+                raise ValueError(f"{cache_dir} changed while it was read (another signtrain packing the same "
+                                 f"folder?); run again once that one has finished") from None
     return maps
+
+
+def stored_value(entry, maps):
+    """An entry's reason or row (a copy: no view keeps a file mapped) when its CRC holds, else None."""
+    if "reason" in entry:
+        return entry["reason"] if entry["crc"] == crc_text(entry["reason"]) else None
+    value = copy_row(maps, entry)
+    return value if value is not None and entry["crc"] == crc(value) else None
 
 
 def read(cache_dir):
@@ -144,24 +172,20 @@ class Generation:
         np.save(part, np.stack(self.buffers.pop(group)))
 
     def _joined(self, group):
-        """One .npy of the group's parts (numpy's own open_memmap writes it part by part)."""
+        """One .npy of the group's parts: numpy's header, then each part's rows appended with plain
+        writes (a full disk is an OSError; through a memory map it would be a SIGBUS)."""
         parts, final = self.parts[group], f"{self.stem}.{group}.npy"
         if len(parts) == 1:
             os.replace(parts[0], final)
             return final
         shape = (self.rows[group], *(int(n) for n in group[2:].split("x")))
-        out = np.lib.format.open_memmap(f"{final}.joining", mode="w+", dtype=np.float32, shape=shape)
-        start = 0
-        for part in parts:
-            rows = np.load(part, mmap_mode="r")
-            out[start:start + len(rows)] = rows
-            start += len(rows)
-            del rows
-        out.flush()
-        del out
+        with open(f"{final}.joining", "wb") as out:
+            np.lib.format.write_array_header_2_0(out, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                                                       "fortran_order": False, "shape": shape})
+            for part in parts:
+                out.write(np.load(part, allow_pickle=False).tobytes())  # one part (<= chunk rows) in memory
+                os.remove(part)
         os.replace(f"{final}.joining", final)
-        for part in parts:
-            os.remove(part)
         return final
 
     def commit(self):
@@ -176,6 +200,7 @@ class Generation:
             json.dump({"version": CACHE_VERSION, "entries": self.entries, "groups": groups}, handle)
         os.replace(index, os.path.join(self.cache_dir, INDEX_FILE))  # the switch: readers see old or new
         self._remove_unused(earlier, {entry["file"] for entry in groups.values()})
+        return groups
 
     def _remove_unused(self, earlier, used):
         """The files of the index replaced, leftovers nobody touched for LEFTOVER_SECONDS and the
@@ -184,7 +209,8 @@ class Generation:
         for name in os.listdir(self.cache_dir):
             path = os.path.join(self.cache_dir, name)
             try:
-                if name != INDEX_FILE and name not in used and (name in earlier or os.path.getmtime(path) < old):
+                if name != INDEX_FILE and name not in used and (name in earlier or (
+                        os.path.getmtime(path) < old and not _written_by_a_live_process(name))):
                     os.remove(path)
             except OSError:
                 pass
@@ -201,16 +227,25 @@ class Generation:
             pass
 
 
-def write(cache_dir, entries):
-    """A new cache of {relative folder: (signature, reason or array)}; a read-only or full data
-    folder keeps the old one (the load worked, only the next one will not be faster)."""
-    generation = Generation(cache_dir, chunk=1 << 30)  # the rows are in memory already
+def write(cache_dir, kept, maps, fresh):
+    """A new cache of the kept entries (rows copied from the maps chunk by chunk, only where their CRC
+    holds) and the fresh {relative folder: (signature, reason or array)}. Best effort: a read-only or
+    full data folder keeps the old cache (the load worked, only the next one will not be faster)."""
+    generation = Generation(cache_dir)
     try:
-        for name, (digest, value) in entries.items():
+        for name, entry in kept.items():
+            value = stored_value(entry, maps)
+            if value is not None:
+                generation.add(name, entry["signature"], value)
+        for name, (digest, value) in fresh.items():
             generation.add(name, digest, value)
+        maps.clear()  # no map keeps the replaced files open (Windows cannot remove a mapped file)
         generation.commit()
-    except OSError:
+    except Exception:  # noqa: BLE001 - whatever went wrong, the data set itself was read
         generation.discard()
+    except BaseException:  # Ctrl-C: nothing partial left, and the interrupt goes on
+        generation.discard()
+        raise
 
 
 def copy_row(maps, entry):

@@ -12,7 +12,7 @@ import os
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from signtrain import cache, cachefolder, config
+from signtrain import cache, config
 from signtrain.frames import layout_problem, load_sequence
 
 # Files and folders that operating systems and tools leave in data folders; never actions.
@@ -157,7 +157,7 @@ def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH,
     # Read in parallel; unchanged sequences come from the cache beside the data (signtrain.cache).
     folders = [os.path.join(data_dir, action, name) for _, action, name in found]
     if stream:  # (group, row) in the cache for each usable sequence
-        cache_path, results = cache.pack(data_dir, folders, load_sequence, sequence_length)
+        packed, results = cache.pack(data_dir, folders, load_sequence, sequence_length)
     else:
         results = cache.load_sequences(data_dir, folders, load_sequence, sequence_length, use_cache=use_cache)
     for (label, action, name), result in zip(found, results):
@@ -187,11 +187,9 @@ def load_dataset(data_dir, actions=None, sequence_length=config.SEQUENCE_LENGTH,
                     "reason": f"frames have {width(array)} values, the rest of the data {num_features}",
                 }
             )
-    if stream:  # the kept sequences are the rows of one group, packed in this order
-        X = cachefolder.open_group(cache_path, arrays[keep[0]][0])
-        if [arrays[i][1] for i in keep] != list(range(len(X))):  # another process packed it meanwhile
-            raise ValueError(f"{cache_path} changed while it was read (another signtrain packing the same "
-                             f"folder?); run again once that one has finished")
+    if stream:  # the kept sequences are the rows of one group of this pack's own files, in this order
+        X = packed[arrays[keep[0]][0]]
+        assert [arrays[i][1] for i in keep] == list(range(len(X))), "the pack's rows are not the sequences' order"
     else:
         X = np.stack([arrays[i] for i in keep])
     y = np.array([labels[i] for i in keep], dtype=np.int64)

@@ -200,8 +200,8 @@ def _read_metrics(path):
     try:
         with open(path, encoding="utf-8") as handle:
             metrics = json.load(handle)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not readable JSON ({error}): {fix}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise ValueError(f"{path} is not readable JSON ({type(error).__name__}: {str(error)[:100]}): {fix}") from None
     if not isinstance(metrics, dict):
         raise ValueError(f"{path} holds a {type(metrics).__name__}, not a run's metrics: {fix}")
     sequences = metrics.get("test_sequences")

@@ -5,9 +5,10 @@ Keras 2 writes it, with its own code: the trained model is built again layer for
 writer. Keras 3 reads Keras 2 files (that is how it loads old models), except arguments it removed,
 and TensorFlow 2.15's own Keras 2 lacks one tf_keras added (DROPPED_AT_DEFAULT): they are dropped
 from the file's description where they hold the value that means what every loader does. Before the
-file is kept, both loaders load it and must predict what the trained model predicts. Anything else (tf_keras not installed, a layer Keras 2 lacks, a later Keras
-that rejects something) keeps the file Keras 3 writes itself, and the run says it is for Keras 3 only
-and why (export.save_h5).
+file is kept, both loaders load it and must predict what the trained model predicts. Anything else
+(tf_keras not installed, a layer Keras 2 lacks, a later Keras that rejects something) keeps the file
+Keras 3 writes itself, and the run says it is for Keras 3 only and why (export.save_h5). The file is
+checked against the tf_keras installed here; TensorFlow 2.15's own Keras by bench/keras2_h5.py.
 """
 
 import json
@@ -51,8 +52,14 @@ def keras2_twin(model, build):
     ours, theirs = model.layers, twin.layers
     if [type(layer).__name__ for layer in ours] != [type(layer).__name__ for layer in theirs]:
         raise NotPortable("tf_keras builds other layers than the trained model has")
-    for layer, twin_layer in zip(ours, theirs):
-        twin_layer.set_weights(layer.get_weights())
+    # Paired by position (both Keras order a model's layers alike). The front-end's layers (before the
+    # first LSTM) are named by signtrain: each must meet its namesake, so that two of the same type and
+    # shape are never swapped; the spec's stack has Keras' own names, which differ between the two.
+    front_end = next(index for index, layer in enumerate(ours) if type(layer).__name__ == "LSTM")
+    for index, (layer, twin_layer) in enumerate(zip(ours, theirs)):
+        if index < front_end and type(layer).__name__ != "InputLayer" and twin_layer.name != layer.name:
+            raise NotPortable(f"tf_keras orders the layers otherwise ({layer.name} meets {twin_layer.name})")
+        twin_layer.set_weights(layer.get_weights())  # raises on another shape: caught, Keras 3's own file
     from signtrain import model as model_lib
 
     return model_lib.compile_model(twin)  # the file records how it was trained, as Keras 3's own does
