@@ -84,9 +84,10 @@ def read_index(cache_dir):
     return {name: entry for name, entry in entries.items() if _valid_entry(name, entry)}, groups
 
 
-def open_group(cache_dir, group, groups=None):
-    """A read-only memory map of one group's rows (e.g. "X_30x1662": every sequence of 30 x 1662)."""
-    groups = read_index(cache_dir)[1] if groups is None else groups
+def open_group(cache_dir, group, groups):
+    """A read-only memory map of one group's rows (e.g. "X_30x1662": every sequence of 30 x 1662), from
+    the file `groups` (an index read earlier, or a generation just written) names: never the index
+    read again, which another process may have switched meanwhile."""
     if group not in groups:
         raise ValueError(f"{cache_dir} has no {group} rows; delete the folder (it is only a cache)")
     rows = np.load(os.path.join(cache_dir, groups[group]["file"]), mmap_mode="r", allow_pickle=False)
