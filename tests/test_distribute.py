@@ -49,7 +49,7 @@ def test_mirrored_on_two_cpu_devices_trains_as_one_device_with_exact_statistics(
         assert (tmp_path / "mirrored" / name).exists()
     assert mirrored["n_train"] == single["n_train"] and mirrored["n_test"] == single["n_test"]
     assert mirrored["epochs_run"] == single["epochs_run"] == 20
-    # Same data, split, initial weights and batch order (signtrain.fast.epoch_batches on both); only
+    # Same data, split, initial weights and batch order (signtrain.batches.epoch_batches on both); only
     # the batch statistics differ (per replica of 16, against 32), so the first epoch agrees closely
     # and the runs then drift apart as training is chaotic.
     assert abs(mirrored["first_train_loss"] - single["first_train_loss"]) < 0.05 * single["first_train_loss"]
@@ -82,6 +82,7 @@ def test_logical_cpus_must_be_a_number(monkeypatch):
     ('{"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "worker", "index": 0}}', False),
     ('{"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "chief", "index": 0}}', True),
 ])
-def test_only_the_chief_writes_the_run_folder(monkeypatch, tf_config, chief):
+def test_the_chief_is_the_task_tf_config_names_first(monkeypatch, tf_config, chief):
+    """Who writes the run folder (train.train: a worker removes its own): the chief, else worker 0."""
     monkeypatch.setenv("TF_CONFIG", tf_config)
     assert distribute.is_chief() is chief

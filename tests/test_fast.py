@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from tensorflow import keras
 
-from signtrain import data, fast, synth
+from signtrain import batches, data, fast, synth
 from signtrain import model as model_lib
 from signtrain import fitting
 from signtrain.train import TrainSettings
@@ -115,11 +115,12 @@ def _batches_per_epoch(dataset, epochs=3):
 
 def test_every_epoch_sees_the_batches_keras_fit_would_show_it():
     """Keras 3's fit() on arrays after set_random_seed shuffles once: each epoch the same order.
-    The fast pipeline does the same (reshuffling every epoch trained worse with BatchNorm behind
-    the LSTMs, see signtrain.fast.datasets). If Keras ever changes, this test says so."""
+    The pipeline without reshuffle (the plain recipe, --no-precise-bn) does the same, so it trains
+    what Keras' own call trains; the default draws a new order every epoch (test_precise_bn). If
+    Keras ever changes, this test says so."""
     rows = np.arange(40, dtype=np.float32).reshape(40, 1, 1)
     targets = np.zeros((40, 1), np.float32)
-    pipeline = fast.datasets(rows, targets, (rows[:2], targets[:2]), 16, seed=42)["x"]
+    pipeline = batches.datasets(rows, targets, (rows[:2], targets[:2]), 16, seed=42)["x"]
     epochs = _batches_per_epoch(pipeline)
     assert epochs[0] == epochs[1] == epochs[2]
     assert sorted(sum(epochs[0], [])) == list(range(40)) and sum(epochs[0], []) != list(range(40))
@@ -179,11 +180,11 @@ def test_the_batch_order_is_a_permutation_given_by_the_seed():
 
     def drawn(rows, seed):
         keras.utils.set_random_seed(seed)  # what train.prepare does before anything is drawn
-        return fast.batch_order(rows, seed).tolist()
+        return batches.batch_order(rows, seed).tolist()
 
     first = drawn(229, 1)
-    np.random.rand(5)
-    fast.batch_order(50, 3)  # other draws in between change nothing
+    tf.random.uniform([5])  # TensorFlow's own global draws in between change nothing
+    batches.batch_order(50, 3)
     assert sorted(first) == list(range(229)) and first == drawn(229, 1)
     assert first != list(range(229)) and first != drawn(229, 2)
     assert sorted(drawn(20, 42)) == list(range(20))

@@ -264,17 +264,17 @@ def test_the_notebook_runs_on_colabs_versions_and_reports_what_it_ships(executed
 
 
 def test_notebook_and_package_draw_the_same_batch_orders():
-    """Cell 7's per-epoch order is the package's (signtrain.fast.epoch_batches) for the same rows and seed."""
+    """Cell 7's per-epoch order is the package's (signtrain.batches.epoch_batches) for the same rows and seed."""
     import tensorflow as tf
 
-    from signtrain import fast
+    from signtrain import batches
 
     source = code_cells(nbformat.read(NOTEBOOK, as_version=4))[6].source
     line = next(line.strip() for line in source.splitlines() if line.strip().startswith("order = "))
     namespace = {"tf": tf, "FIT_ROWS": 40}
     exec(line, namespace)
     theirs = [[int(v) for batch in namespace["order"] for v in batch.numpy()] for _ in range(3)]
-    package = fast.epoch_batches(40, 16, seed=42)  # one pipeline, iterated once an epoch as fit does
+    package = batches.epoch_batches(40, 16, seed=42)  # one pipeline, iterated once an epoch as fit does
     ours = [[int(v) for batch in package for v in batch.numpy()] for _ in range(3)]
     assert theirs == ours and theirs[0] != theirs[1]
 

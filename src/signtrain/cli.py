@@ -28,23 +28,30 @@ def _add_data_flags(parser, data_required=True, several=False):
                             help="the MP_Data folder: DIR/<Action>/<sequence>/<frame>.npy, frames of 1662 values")
 
 
-def build_parser():
+def build_parser(defaults=True):
+    """defaults=False: the settings' flags that were not given leave no attribute (given_settings)."""
     parser = argparse.ArgumentParser(
         prog="signtrain",
         description="Train the sign-language LSTM that the live translator loads (action_model.h5 + actions.npy).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_training_commands(commands)
+    _add_training_commands(commands, defaults)
     _add_tool_commands(commands)
     return parser
 
 
-def _add_training_commands(commands):
+def given_settings(argv):
+    """The names of the settings whose flags the command line gives (they win over --recipe)."""
+    explicit = vars(build_parser(defaults=False).parse_args(argv))
+    return {field.name for field in settings.flags() if field.name in explicit}
+
+
+def _add_training_commands(commands, defaults=True):
     """train, cv and demo: their settings' flags come from signtrain.settings."""
     train = commands.add_parser("train", help="train on an MP_Data folder",
                                 description="Train the spec's 3-layer LSTM on an MP_Data folder and write a run folder.")
     _add_data_flags(train, data_required=False, several=True)
-    settings.add_flags(train, "train")  # every setting declared for train (signtrain.settings)
+    settings.add_flags(train, "train", defaults)  # every setting declared for train (signtrain.settings)
     train.add_argument("--resume", metavar="RUN_DIR", default=None,
                        help="continue an interrupted run in RUN_DIR with the settings in its args.yaml")
 
@@ -54,7 +61,7 @@ def _add_training_commands(commands):
                                          "trained on the others; prints each result and the mean with a 95% "
                                          "interval and per-sign recall; writes cv.json to runs/cv/exp...")
     _add_data_flags(cv, several=True)
-    settings.add_flags(cv, "cv")
+    settings.add_flags(cv, "cv", defaults)
     cv.add_argument("--by", choices=("fold", "recording"), default="fold",
                     help="fold: stratified K-fold over all sequences (default); recording: leave-one-recording-out, "
                          "each --data recording the test set once, trained on the others: the accuracy on a "
@@ -67,7 +74,7 @@ def _add_training_commands(commands):
                                            "then train on it with the spec's defaults.")
     demo.add_argument("--data-dir", default=DEMO_DATA_DIR, metavar="DIR",
                       help=f"where the synthetic MP_Data goes (default {DEMO_DATA_DIR}; reused when already there)")
-    settings.add_flags(demo, "demo")
+    settings.add_flags(demo, "demo", defaults)
 
 
 def _add_tool_commands(commands):
@@ -139,7 +146,7 @@ def _train(args):
 
     if args.resume:
         defaults = vars(build_parser().parse_args(["train"]))
-        given = [key for key, value in vars(args).items() if key not in ("resume", "export") and value != defaults[key]]
+        given = [key for key, value in vars(args).items() if key not in ("resume", "export", "given") and value != defaults[key]]
         if given:
             flags = ", ".join(settings.flag_name(key) for key in given)
             raise ValueError(f"--resume continues {args.resume} with the settings in its {config.ARGS_FILE}; {flags} "
@@ -150,7 +157,7 @@ def _train(args):
         return train(recorded, resume_dir=args.resume)
     if not args.data:
         raise ValueError("--data DIR is required (the MP_Data folder), or --resume RUN_DIR to continue a run")
-    return train(settings.from_args(args, args.data))
+    return train(settings.from_args(args, args.data, args.given))
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -171,6 +178,7 @@ def main(argv=None):
 
     try:
         args = build_parser().parse_args(argv)
+        args.given = given_settings(argv) if args.command in settings.TRAINING else set()
     except KeyboardInterrupt:  # Ctrl-C while starting up: nothing was read or written yet
         print("interrupted before anything was done", file=sys.stderr)
         return 130
@@ -217,11 +225,11 @@ def _run(args):
             export.export_run(args.run_dir, args.format, args.data)
             return 0
         if args.command == "cv":
-            cross_validate(settings.from_args(args, args.data), folds=args.folds, repeats=args.repeats, out=args.out, by=args.by)
+            cross_validate(settings.from_args(args, args.data, args.given), folds=args.folds, repeats=args.repeats, out=args.out, by=args.by)
             return 0
         try:
             if args.command == "demo":
-                train(settings.from_args(args, subcommands.demo_data(args.data_dir)))
+                train(settings.from_args(args, subcommands.demo_data(args.data_dir), args.given))
             else:
                 _train(args)
         except TrainingInterrupted as interrupted:

@@ -50,6 +50,24 @@ def block_slice(name):
 
 # Training defaults from the spec. The CLI flags override them; nothing else does.
 DEFAULT_EPOCHS = 200
+# --keep: best (the spec's EarlyStopping with restore_best_weights) or last (every --epochs epoch, the last kept).
+KEEP_CHOICES = ("best", "last")
+# --recipe: settings set at once (flags given beside it win). "people" is what bench/real_people.py
+# measured best on a person the model never saw (bench/results/real_people.md, run 5).
+RECIPES = {
+    "spec": {},
+    "people": {"features": "relative", "hand_dropout": True, "keep": "last", "epochs": 60},
+}
+
+
+def describe_recipe(name):
+    """A recipe as the flags that give the same settings: what the run prints and --help shows."""
+    words = []
+    for setting, value in RECIPES[name].items():
+        flag = "--" + setting.replace("_", "-")
+        words.append(flag if value is True else f"{flag} {value}")
+    return " ".join(words) or "the spec's settings"
+
 DEFAULT_PATIENCE = 30
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_SEED = 42

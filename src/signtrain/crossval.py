@@ -12,7 +12,7 @@ import shutil
 
 import numpy as np
 
-from signtrain import config, data, distribute, evaluate, files, finish, fitting, runfolder
+from signtrain import config, data, distribute, evaluate, files, finish, fitting, person, runfolder
 from signtrain import settings as settings_lib
 from signtrain import train as train_lib
 
@@ -51,11 +51,10 @@ def _train_and_score(dataset, settings, strategy, index, train_idx, test_idx):
     net = fitting.new_model(settings, num_actions, dataset, strategy)
     fit_plan = fitting.plan_fit(settings, dataset.X[train_idx], data.one_hot(dataset.y[train_idx], num_actions), seed,
                                 net.distribute_strategy.num_replicas_in_sync)
-    history = fitting.fit(
-        net, fit_plan, epochs=settings.epochs, verbose=0,
-        callbacks=[keras.callbacks.EarlyStopping(monitor=settings.monitor, mode=config.MONITOR_MODES[settings.monitor],
-                                                 patience=settings.patience, restore_best_weights=True)],
-    ).history
+    stopping = [] if settings.keep == "last" else [keras.callbacks.EarlyStopping(
+        monitor=settings.monitor, mode=config.MONITOR_MODES[settings.monitor], patience=settings.patience,
+        restore_best_weights=True)]
+    history = fitting.fit(net, fit_plan, epochs=settings.epochs, verbose=0, callbacks=stopping).history
     scores = finish.score(dataset, test_idx, net.predict(dataset.X[test_idx], verbose=0))  # as a run scores
     result = {"test_accuracy": scores.correct / len(test_idx), "test_correct": scores.correct, "n_test": len(test_idx),
               "test_accuracy_ci95": list(scores.interval), "epochs_run": len(history["loss"])}
@@ -118,12 +117,17 @@ def cross_validate(settings, folds=5, repeats=1, out=None, by="fold"):
         for index, (name, train_idx, test_idx) in enumerate(splits):
             result, matrix, recall = _train_and_score(dataset, settings, strategy, index, train_idx, test_idx)
             low, high = result["test_accuracy_ci95"]
+            if by == "recording":  # what differs in the held-out person (signtrain.person)
+                result["differences"] = person.differences(person.profile(dataset.X, test_idx),
+                                                           person.profile(dataset.X, train_idx))
             results.append(dict({"recording": name} if by == "recording" else {"fold": index}, **result))
             recalls.append(recall)
             pooled += matrix
             print(f"{'held out ' if by == 'recording' else ''}{name} ({index + 1}/{len(splits)}): test accuracy "
                   f"{result['test_accuracy']:.1%} of {len(test_idx)} (95% interval {low:.0%}-{high:.0%}) after "
                   f"{result['epochs_run']} epochs", flush=True)
+            for line in result.get("differences", []):
+                print(f"  why it may fail: {line}")
         summary = _summary(dataset, settings, results, recalls, pooled, folds, repeats, by)
         path = os.path.join(run_dir, "cv.json")
         files.write_json(path, summary)

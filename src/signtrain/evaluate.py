@@ -176,14 +176,18 @@ def load_recording(model_actions, data_dir, aliases=(), any_layout=False, flag="
     }
 
 
-def evaluate_recording(model, model_actions, recording):
-    """Accuracy of a trained model on a recording from load_recording."""
+def evaluate_recording(model, model_actions, recording, trained=None):
+    """Accuracy of a trained model on a recording from load_recording; with `trained` (the training
+    data's signtrain.person.Profile) what differs in this recording that can make the model fail."""
+    from signtrain import person
+
     dataset, matched = recording["dataset"], recording["matched"]
     label_of = {action: index for index, action in enumerate(model_actions)}
     y_true = np.array([label_of[matched[dataset.actions[label]]] for label in dataset.y])
     y_pred = model.predict(dataset.X, verbose=0).argmax(axis=1)
     correct = int(np.sum(y_pred == y_true))
     per_class, matrix, _ = classification_metrics(y_true, y_pred, list(model_actions))
+    scored = person.profile(dataset.X)
     return {
         "data": recording["data"],
         "matched": matched,
@@ -195,6 +199,9 @@ def evaluate_recording(model, model_actions, recording):
         "recall": {action: per_class[action]["recall"] for action in matched.values()},
         "confusion_matrix": matrix.tolist(),
         "skipped_sequences": dataset.skipped,
+        "failing_signs": person.failing_signs({action: per_class[action]["recall"] for action in matched.values()}),
+        "profile": scored.to_json() if scored else None,
+        "differences": person.differences(scored, trained),
     }
 
 
@@ -208,4 +215,8 @@ def format_recording_result(result):
     lines.append("recall: " + ", ".join(f"{action} {recall:.0%}" for action, recall in result["recall"].items()))
     lines.append(f"accuracy on {result['data']}: {result['accuracy']:.1%} of {result['n']} sequences "
                  f"(95% interval {low:.0%}-{high:.0%})")
+    if result.get("failing_signs"):
+        lines.append(f"signs that fail on this recording (recall): {', '.join(result['failing_signs'])}")
+    for line in result.get("differences", []):
+        lines.append(f"why it may fail: {line}")
     return "\n".join(lines)

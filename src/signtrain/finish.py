@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from signtrain import config, data, diagnose, evaluate, export, files, fitting, recordings, stream
+from signtrain import config, data, diagnose, evaluate, export, files, fitting, person, recordings, stream
 from signtrain import model as model_lib
 
 
@@ -80,7 +80,7 @@ def _metrics(prepared, judged, scores, history, train_seconds, resumed):
     dataset, settings, train_idx, test_idx = prepared.dataset, prepared.settings, prepared.train_idx, prepared.test_idx
     n_val = len(train_idx) - data.fit_rows(len(train_idx))
     val_accuracy = history.get("val_categorical_accuracy", [])
-    best_index = fitting.best_epoch_index(history, settings.monitor)  # the epoch EarlyStopping restored
+    best_index = fitting.best_epoch_index(history, settings.monitor, settings.keep)  # the epoch kept
     metrics = {
         "test_accuracy": judged.test_accuracy, "test_accuracy_ci95": list(scores.interval),
         "test_correct": scores.correct,
@@ -101,8 +101,12 @@ def _metrics(prepared, judged, scores, history, train_seconds, resumed):
         # Exact BatchNorm statistics before every validation (signtrain.precise_bn), over the training
         # rows (a seeded sample of precise_bn.STATISTICS_ROWS of them when there are more).
         "precise_bn": settings.precise_bn, "reshuffle": settings.reshuffle, "features": settings.features,
+        "hand_dropout": settings.hand_dropout, "keep": settings.keep, "recipe": settings.recipe,
         # Where the sequences came from: one entry per --data recording (signtrain.recordings).
         "recordings": recordings.summary(dataset),
+        # What the training rows look like (hands missing, size, place, pace): evaluate compares a
+        # person the model fails on with it (signtrain.person).
+        "data_profile": _profile_json(dataset.X, train_idx),
         "versions": prepared.versions,
     }
     # Keras 2 (tf_keras, TF <= 2.15 apps) loads action_model.h5 too, unless it could not write or read it (h5compat).
@@ -110,6 +114,11 @@ def _metrics(prepared, judged, scores, history, train_seconds, resumed):
     if judged.h5_keras3_only:
         metrics["h5_keras3_only_because"] = judged.h5_keras3_only
     return metrics
+
+
+def _profile_json(X, rows):
+    found = person.profile(X, rows)
+    return found.to_json() if found else None
 
 
 def _exports(settings, judged, run_dir):
@@ -140,7 +149,8 @@ def finish(prepared, net, history, train_seconds, resumed):
         metrics["exports"], failed = _exports(prepared.settings, judged, prepared.run_dir)
     metrics["diagnostics"] = diagnose.diagnose(metrics, history)
     if prepared.recording:
-        metrics["external_test"] = evaluate.evaluate_recording(shipped, dataset.actions, prepared.recording)
+        metrics["external_test"] = evaluate.evaluate_recording(shipped, dataset.actions, prepared.recording,
+                                                               person.Profile.from_json(metrics["data_profile"]))
     files.write_json(path(config.METRICS_FILE), metrics)  # last: a run without it is resumable
     return RunReport(prepared.run_dir, metrics, scores.report, failed)
 
@@ -153,8 +163,10 @@ def print_summary(run):
     print(diagnose.format_diagnostics(metrics["diagnostics"]))
     if "external_test" in metrics:
         print(evaluate.format_recording_result(metrics["external_test"]))
+    kept = ("the last epoch's validation accuracy" if metrics.get("keep") == "last"  # --keep last
+            else "best validation accuracy")
     print(f"test accuracy {metrics['test_accuracy']:.1%} ({metrics['test_correct']}/{metrics['n_test']}; 95% interval "
-          f"{low:.0%}-{high:.0%}), best validation accuracy {metrics['best_val_accuracy']:.1%} at epoch "
+          f"{low:.0%}-{high:.0%}), {kept} {metrics['best_val_accuracy']:.1%} at epoch "
           f"{metrics['best_epoch']} of {metrics['epochs_run']}, {metrics['train_seconds']:.0f} s")
     print(f"run saved to {run_dir}: {config.MODEL_FILE} and {config.ACTIONS_FILE} go to the live app")
     because = metrics.get("h5_keras3_only_because")

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from signtrain import config, data, distribute, fast, files, precise_bn, stream
+from signtrain import batches, config, data, distribute, fast, files, precise_bn, stream
 from signtrain import model as model_lib
 
 # Saved on Ctrl-C: the weights and the optimizer state, so --resume continues where it stopped.
@@ -68,11 +68,12 @@ def plan_fit(settings, X_train, y_train, seed, replicas=1, stream_rows=None):
     map and these are the training rows in it."""
     if stream_rows is not None:  # batches read from the memory map (signtrain.stream)
         inputs = stream.fit_arguments(X_train, stream_rows, y_train, settings.batch_size, seed, replicas,
-                                      settings.reshuffle)
+                                      settings.reshuffle, settings.hand_dropout)
         statistics = _statistics(settings, X_train, stream_rows[:data.fit_rows(len(stream_rows))], seed)
         return FitPlan(dict(inputs, shuffle=False), statistics, settings.fast, "streamed")
     x, y, validation = training_rows(X_train, y_train, settings, seed)
-    if not settings.fast and not settings.reshuffle and replicas == 1:  # the spec's own call
+    pipelines = settings.fast or settings.reshuffle or settings.hand_dropout
+    if not pipelines and replicas == 1:  # the spec's own call
         inputs = {"x": x, "y": y, "batch_size": settings.batch_size}
         if validation is None:
             inputs["validation_split"] = config.VALIDATION_SPLIT
@@ -87,10 +88,10 @@ def plan_fit(settings, X_train, y_train, seed, replicas=1, stream_rows=None):
     # --batch-size is per replica: with N devices each step takes N batches, gradients averaged.
     batch_size = settings.batch_size * replicas
     statistics = _statistics(settings, x, np.arange(len(x)), seed)
-    if settings.fast or settings.reshuffle:
-        inputs = fast.datasets(x, y, validation, batch_size, seed, reshuffle=settings.reshuffle,
-                               validation_batch_size=None if replicas == 1 else distribute.validation_batch(
-                                   batch_size, len(validation[0]), replicas))
+    if pipelines:
+        inputs = batches.datasets(x, y, validation, batch_size, seed, reshuffle=settings.reshuffle,
+                                  validation_batch_size=None if replicas == 1 else distribute.validation_batch(
+                                      batch_size, len(validation[0]), replicas), hand_dropout=settings.hand_dropout)
         # shuffle=False: the pipeline shuffles itself (Keras would only warn that it ignores shuffle).
         return FitPlan(dict(inputs, shuffle=False), statistics, settings.fast, "pipelines")
     inputs = {"x": x, "y": y, "validation_data": validation, "batch_size": batch_size,
@@ -142,11 +143,18 @@ def callbacks(keras, path, settings, resumed):
                 self.best_epoch, self.best_weights = resumed["best_epoch"], resumed["best_weights"]
 
     mode = config.MONITOR_MODES[settings.monitor]
+    if settings.keep == "last":  # every epoch runs; best_model.h5 holds the last one (the one kept)
+        stopping = []
+        checkpoint = AtomicCheckpoint(path(config.BEST_MODEL_FILE), save_best_only=False, verbose=0)
+    else:
+        stopping = [ResumableEarlyStopping(monitor=settings.monitor, mode=mode, patience=settings.patience,
+                                           restore_best_weights=True, verbose=1)]
+        checkpoint = AtomicCheckpoint(path(config.BEST_MODEL_FILE), monitor=settings.monitor, mode=mode,
+                                      save_best_only=True, verbose=0,
+                                      initial_value_threshold=resumed["best"] if resumed else None)
     return [
-        ResumableEarlyStopping(monitor=settings.monitor, mode=mode, patience=settings.patience,
-                               restore_best_weights=True, verbose=1),
-        AtomicCheckpoint(path(config.BEST_MODEL_FILE), monitor=settings.monitor, mode=mode, save_best_only=True,
-                         verbose=0, initial_value_threshold=resumed["best"] if resumed else None),
+        *stopping,
+        checkpoint,
         keras.callbacks.TensorBoard(log_dir=path(config.LOGS_DIR)),
         keras.callbacks.CSVLogger(path(config.RESULTS_FILE), append=bool(resumed)),
     ]
@@ -160,11 +168,14 @@ def read_history(results_path):
     return {key: [float(row[key]) for row in rows] for key in keys}
 
 
-def best_epoch_index(history, monitor):
-    """The epoch EarlyStopping keeps: the first best value of the monitor (None without one)."""
+def best_epoch_index(history, monitor, keep="best"):
+    """The epoch the run keeps: the first best value of the monitor, as EarlyStopping restores it,
+    or with --keep last the last epoch (None without one)."""
     values = history.get(monitor, [])
     if not values:
         return None
+    if keep == "last":
+        return len(values) - 1
     return int(np.argmax(values) if config.MONITOR_MODES[monitor] == "max" else np.argmin(values))
 
 

@@ -122,11 +122,23 @@ class TrainSettings:
                                    "every validation each BatchNorm layer's statistics are recomputed exactly over "
                                    "the training rows (same layers and weights; a stable model whatever the seed)",
                              flag="--no-precise-bn", switch="off")
-    reshuffle: bool = None  # a new seeded batch order every epoch (fast.epoch_batches); None: with precise_bn
+    reshuffle: bool = None  # a new seeded batch order every epoch (batches.epoch_batches); None: with precise_bn
     monitor: str = _flag(config.MONITOR, "what early stopping and the checkpoint watch (default {default}, the "
                                          "spec's). Opt-in val_loss: a finer signal than the accuracy on a few dozen "
                                          "validation rows (see bench/results/stability.md)",
                          choices=config.MONITOR_MODES)
+    hand_dropout: bool = _flag(False, "opt-in: while training, each hand zeroed over a random span of frames in "
+                                      "half the sequences, a new draw every epoch, as MediaPipe loses a hand "
+                                      "(signtrain.hand_dropout); validation, test and the saved model never see it",
+                               switch="on")
+    keep: str = _flag("best", "which weights the run keeps: best (default, the spec's): EarlyStopping on validation "
+                              "keeps the best epoch; last: train exactly --epochs epochs, no early stop, keep the last "
+                              "(validation rows come from the people trained on: their best epoch is not the best for "
+                              "a new person)", choices=config.KEEP_CHOICES)
+    recipe: str = _flag("spec", "a set of options at once, printed at the start of the run; flags given beside it "
+                                "win. " + "; ".join(f"{name}: {config.describe_recipe(name)}"
+                                                   for name in config.RECIPES) + " (default {default})",
+                        choices=config.RECIPES)
     verbose: int = None  # None: a progress bar on a terminal, one line per epoch otherwise
 
     def validate(self):
@@ -158,8 +170,9 @@ def flag_name(name):
     return declared or "--" + name.replace("_", "-")
 
 
-def add_flags(parser, command):
-    """The argparse flags of every setting the command takes, made from their declarations."""
+def add_flags(parser, command, defaults=True):
+    """The argparse flags of every setting the command takes, made from their declarations.
+    defaults=False: a flag not given leaves no attribute (given_flags)."""
     for field in flags():
         spec = field.metadata["flag"]
         if command not in spec["commands"]:
@@ -167,7 +180,7 @@ def add_flags(parser, command):
         text = spec["help"].replace("{default}", str(field.default))
         if "{formats}" in text:  # --export: the formats' table says which there are
             text = text.replace("{formats}", ", ".join(formats.export_names()))
-        options = {"dest": field.name, "default": field.default, "help": text}
+        options = {"dest": field.name, "default": field.default if defaults else argparse.SUPPRESS, "help": text}
         if spec["switch"]:
             options["action"] = "store_true" if spec["switch"] == "on" else "store_false"
         else:
@@ -176,12 +189,16 @@ def add_flags(parser, command):
                                                       if value is not None or key == "default"})
 
 
-def from_args(args, data):
-    """TrainSettings from parsed arguments: every declared flag the command has, the rest defaults."""
+def from_args(args, data, given=()):
+    """TrainSettings from parsed arguments: every declared flag the command has, the rest defaults;
+    then --recipe's values for the settings whose flag was not given (`given`: their names)."""
     if isinstance(data, list) and len(data) == 1:
         data = data[0]  # one --data: recorded as one folder, as always
-    return TrainSettings(data=data, **{field.name: getattr(args, field.name) for field in flags()
-                                      if hasattr(args, field.name)})
+    values = {field.name: getattr(args, field.name) for field in flags() if hasattr(args, field.name)}
+    for name, value in config.RECIPES.get(values.get("recipe", "spec"), {}).items():
+        if name not in given:
+            values[name] = value
+    return TrainSettings(data=data, **values)
 
 
 def resolved(settings):
@@ -198,6 +215,10 @@ def check_options(settings, dataset):
     """The options that depend on the data, checked once it is loaded."""
     if settings.augment and dataset.num_features != config.NUM_FEATURES:
         raise ValueError(f"--augment needs the 1662-value layout, the data has {dataset.num_features} values per frame")
+    if settings.hand_dropout:
+        from signtrain import hand_dropout
+
+        hand_dropout.check_layout(dataset.num_features)
 
 
 def sequence_name(dataset, row):
@@ -273,4 +294,6 @@ def settings_from_run(run_dir):
     fields = {field.name for field in dataclasses.fields(TrainSettings)}
     args.setdefault("precise_bn", False)  # a run started before exact BatchNorm statistics existed
     args.setdefault("reshuffle", False)
+    args.setdefault("hand_dropout", False)  # runs started before these settings existed
+    args.setdefault("keep", "best")
     return TrainSettings(**{key: value for key, value in args.items() if key in fields and key != "out"})

@@ -7,7 +7,7 @@ never the data set: the operating system pages rows in and drops them again.
 
 What is trained is what the in-memory path trains: the same rows, Keras' validation_split rows
 (the last 15% of the training rows) held out, the training rows in one order drawn once from the
-seed (signtrain.fast.datasets draws the same order), the same batch size. Prediction and
+seed (signtrain.batches.datasets draws the same order), the same batch size. Prediction and
 evaluation on the test rows read them a chunk at a time.
 """
 
@@ -28,15 +28,16 @@ def read_rows(X, rows):
     return out
 
 
-def rows_dataset(X, rows, targets, batch_size, reshuffle_seed=None):
+def rows_dataset(X, rows, targets, batch_size, reshuffle_seed=None, hand_dropout_seed=None):
     """A tf.data pipeline of (X[rows] as float32, targets) batches, in the order of rows; with
-    reshuffle_seed, in a new order every epoch (signtrain.fast.epoch_batches).
+    reshuffle_seed, in a new order every epoch (signtrain.batches.epoch_batches); with
+    hand_dropout_seed, through signtrain.hand_dropout (training batches only).
 
     Each batch is read from X (a memory map) only when the pipeline needs it, two batches ahead.
     """
     import tensorflow as tf
 
-    from signtrain import fast
+    from signtrain import batches
 
     rows = np.asarray(rows)
     targets = np.asarray(targets, np.float32)
@@ -50,36 +51,46 @@ def rows_dataset(X, rows, targets, batch_size, reshuffle_seed=None):
             frames, labels = tf.numpy_function(read, [positions], (tf.float32, tf.float32))
             return tf.ensure_shape(frames, signature[0].shape), tf.ensure_shape(labels, signature[1].shape)
 
-        return fast.epoch_batches(len(rows), batch_size, reshuffle_seed).map(read_batch).prefetch(2)
+        return _dropping_hands(batches.epoch_batches(len(rows), batch_size, reshuffle_seed).map(read_batch),
+                               hand_dropout_seed).prefetch(2)
 
-    def batches():
+    def in_order():
         for start in range(0, len(rows), batch_size):
             yield read_rows(X, rows[start:start + batch_size]), targets[start:start + batch_size]
 
     # The number of batches declared: Keras then knows an epoch's steps (a generator's are unknown).
     count = -(-len(rows) // batch_size)
-    return (tf.data.Dataset.from_generator(batches, output_signature=signature)
-            .apply(tf.data.experimental.assert_cardinality(count)).prefetch(2))
+    return _dropping_hands(tf.data.Dataset.from_generator(in_order, output_signature=signature)
+                           .apply(tf.data.experimental.assert_cardinality(count)), hand_dropout_seed).prefetch(2)
 
 
-def fit_arguments(X, train_rows, y_train, batch_size, seed, replicas=1, reshuffle=False):
+def _dropping_hands(pipeline, seed):
+    from signtrain import hand_dropout
+
+    return pipeline if seed is None else hand_dropout.apply(pipeline, seed)
+
+
+def fit_arguments(X, train_rows, y_train, batch_size, seed, replicas=1, reshuffle=False, hand_dropout=False):
     """x and validation_data for model.fit, streamed: the rows Keras' validation_split would hold
     out (the last 15%) for validation, the others in one order drawn from the seed (reshuffle: a new
-    order every epoch, as signtrain.fast.datasets).
+    order every epoch, as signtrain.batches.datasets).
 
     With a tf.distribute strategy batch_size is per replica: each step reads replicas x batch_size.
     """
-    from signtrain import fast
+    from signtrain import batches
 
     split = data.fit_rows(len(train_rows))
     fit_rows, validation_rows = np.asarray(train_rows[:split]), np.asarray(train_rows[split:])
     validation = rows_dataset(X, validation_rows, y_train[split:], distribute.validation_batch(
-        fast.VALIDATION_BATCH_SIZE, len(validation_rows), replicas))
+        batches.VALIDATION_BATCH_SIZE, len(validation_rows), replicas))
+    dropping = seed if hand_dropout else None
     if reshuffle:
-        return {"x": rows_dataset(X, fit_rows, y_train[:split], batch_size * replicas, reshuffle_seed=seed),
+        return {"x": rows_dataset(X, fit_rows, y_train[:split], batch_size * replicas, reshuffle_seed=seed,
+                                  hand_dropout_seed=dropping),
                 "validation_data": validation}
-    order = fast.batch_order(split, seed)  # what fast.datasets uses
-    return {"x": rows_dataset(X, fit_rows[order], y_train[:split][order], batch_size * replicas),
+    order = batches.batch_order(split, seed)  # what batches.datasets uses
+    return {"x": rows_dataset(X, fit_rows[order], y_train[:split][order], batch_size * replicas,
+                              hand_dropout_seed=dropping),
             "validation_data": validation}
 
 

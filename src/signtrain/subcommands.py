@@ -32,7 +32,7 @@ def evaluate(args):
     if width != model.input_shape[-1]:
         raise ValueError(f"the frames in {args.data} have {width} values, {model_path} takes {model.input_shape[-1]} "
                          f"(the layout it was trained on): evaluate it on a recording in that layout")
-    result = evaluate.evaluate_recording(model, actions, recording)
+    result = evaluate.evaluate_recording(model, actions, recording, _trained_profile(args.model))
     print(evaluate.format_recording_result(result))
     os.makedirs(folder, exist_ok=True)
     stem = evaluate.name_key(os.path.basename(os.path.normpath(args.data))) or "data"
@@ -42,6 +42,20 @@ def evaluate(args):
     files.write_json(path, result)
     print(f"written to {path}")
     return 0
+
+
+def _trained_profile(run_dir):
+    """The training data's profile a run stored (signtrain.person); None for an older or damaged metrics.json."""
+    import json
+
+    from signtrain import person
+
+    try:
+        with open(os.path.join(run_dir, config.METRICS_FILE), encoding="utf-8") as handle:
+            metrics = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return person.Profile.from_json(metrics.get("data_profile")) if isinstance(metrics, dict) else None
 
 
 def predict(args):

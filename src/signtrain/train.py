@@ -98,6 +98,10 @@ def prepare(settings, resume_dir=None):
     """Settings, data, split, model and the run folder. Everything that can refuse the input does so
     before the run folder exists."""
     settings = resolved(settings)
+    if settings.recipe != "spec":
+        print(f"--recipe {settings.recipe}: {config.describe_recipe(settings.recipe)} (flags given beside it win); "
+              f"this run: --features {settings.features}{' --hand-dropout' if settings.hand_dropout else ''} "
+              f"--keep {settings.keep} --epochs {settings.epochs}")
     dataset, data_check = checked_data(settings)
     # A resumed run keeps the rows it started with, whatever was added since: no test row is ever trained on.
     train_idx, test_idx = (resumed_split(resume_dir, dataset, settings.seed) if resume_dir
@@ -146,7 +150,8 @@ def fit_run(prepared, net, fit_plan, resumed):
         history = fitting.fit(
             net, fit_plan, callbacks=fitting.callbacks(keras, path, settings, resumed),
             # A run whose early stopping had already ended trains no further epoch when resumed.
-            epochs=resumed["epochs_done"] if resumed and resumed["wait"] >= settings.patience else settings.epochs,
+            epochs=(resumed["epochs_done"] if resumed and settings.keep == "best" and resumed["wait"] >= settings.patience
+                    else settings.epochs),
             initial_epoch=resumed["epochs_done"] if resumed else 0,
             verbose=default_verbose() if settings.verbose is None else settings.verbose).history
     except KeyboardInterrupt:
