@@ -47,9 +47,11 @@ CONFIGURATIONS = {
     "--features relative --monitor val_loss": {"features": "relative", "monitor": "val_loss"},
     "--features relative --hand-dropout": {"features": "relative", "hand_dropout": True},
     "--features relative --keep last --epochs 60": {"features": "relative", "keep": "last", "epochs": 60},
-    "--recipe people": dict(RECIPES["people"], recipe="people"),
+    # --recipe people's settings, one model per seed: its ensemble row (the seeds' models as one) is
+    # what --recipe people ships (--ensemble 3), measured without training the members twice.
+    "--recipe people --ensemble 1": dict(RECIPES["people"], recipe="people", ensemble=1),
 }
-BEST = "--recipe people"  # the option the README recommends; the verdicts are its
+BEST = "--recipe people --ensemble 1"  # the recommended option's members; the verdicts are its (and its ensemble's)
 ENSEMBLE = " + mean of the seeds' probabilities"  # a row per configuration: its seeds' models as one
 
 
@@ -194,9 +196,10 @@ def verdicts(means, kfold):
             if part in means and name in means[part]:
                 value, spread = means[part][name].mean(), means[part][name].std(ddof=1) if len(means[part][name]) > 1 else 0
                 base = means[part].get("spec defaults", means[part].get("--features relative", np.array([np.nan])))
-                lines.append(f"- ({part}) {name}: {value:.1%} leave-one-out mean, sd over seeds {spread * 100:.1f} points "
-                             f"(targets >= {target:.0%}, sd <= 3; spec defaults or --features relative "
-                             f"{base.mean():.1%}): {'MET' if value >= target and spread <= 0.03 else 'not met'}")
+                met = round(value, 6) >= target and round(spread, 6) <= 0.03
+                sd = "one ensemble of the seeds" if name.endswith(ENSEMBLE) else f"sd over seeds {spread * 100:.1f} points"
+                lines.append(f"- ({part}) {name}: {value:.1%} leave-one-out mean, {sd} (targets >= {target:.0%}, sd <= 3; "
+                             f"spec defaults or --features relative {base.mean():.1%}): {'MET' if met else 'not met'}")
     if kfold and BEST in kfold and "spec defaults" in kfold:
         losses = {n: kfold[BEST][n] - kfold["spec defaults"][n] for n in kfold[BEST]}
         worst = min(losses, key=losses.get)

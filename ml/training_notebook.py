@@ -152,6 +152,11 @@ else:
 # the shoulders, each hand's shape, a few lip points and the motion. It works much better for a
 # person the model never saw (see the project's bench/results/real_people.md); the saved model still
 # takes raw frames, so the live app does not change.
+#
+# For the next person in front of the camera, signtrain's `--recipe people` without its 3-model
+# ensemble (CLI only): `FEATURES = "relative"`, `HAND_DROPOUT = True` (while training, a hand zeroed
+# over a random span of frames, as MediaPipe loses one), `KEEP_LAST = True` and `EPOCHS = 60` (train
+# exactly that long and keep the last weights: validation rows come from the people trained on).
 
 # %%
 ACTIONS = np.array([
@@ -162,6 +167,8 @@ NUM_SEQUENCES = 30
 SEQUENCE_LENGTH = 30
 PRECISE_BN = True
 FEATURES = os.environ.get("SIGNTRAIN_FEATURES", "raw")  # "raw" (the spec's input) or "relative"
+HAND_DROPOUT = os.environ.get("SIGNTRAIN_HAND_DROPOUT") == "1"  # off: the spec's training rows as recorded
+KEEP_LAST = os.environ.get("SIGNTRAIN_KEEP_LAST") == "1"  # on: no early stop, the last of EPOCHS epochs is kept
 
 found_actions = sorted(name for name in os.listdir(DATA_PATH)
                        if os.path.isdir(os.path.join(DATA_PATH, name)) and not name.startswith(('.', '__')))
@@ -449,18 +456,38 @@ checkpoint = ModelCheckpoint(
 tb_callback = TensorBoard(log_dir=os.path.join(OUTPUT_DIR, 'logs'))
 for name in ('best_model.h5', 'logs'):
     keep_previous(os.path.join(OUTPUT_DIR, name), OUTPUT_DIR)
+if KEEP_LAST:  # every epoch runs, best_model.h5 holds the last
+    early_stop.patience, early_stop.restore_best_weights, checkpoint.save_best_only = EPOCHS, False, False
+
+
+def drop_hands(frames, seed):
+    """Each hand of each sequence, with probability 0.5, zeroed over one random span of frames."""
+    rows, steps = tf.shape(frames)[0], tf.shape(frames)[1]
+    hit_seed, length_seed, start_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    hit = tf.random.stateless_uniform([rows, 2], hit_seed) < 0.5
+    length = tf.random.stateless_uniform([rows, 2], length_seed, minval=1, maxval=steps + 1, dtype=tf.int32)
+    start = tf.cast(tf.random.stateless_uniform([rows, 2], start_seed) * tf.cast(steps - length + 1, tf.float32),
+                    tf.int32)
+    step = tf.range(steps)[None, :, None]
+    lost = hit[:, None, :] & (step >= start[:, None, :]) & (step < (start + length)[:, None, :])
+    hands = tf.repeat(1.0 - tf.cast(lost, frames.dtype), 63, axis=2)  # the left hand's 63 values, the right's
+    return tf.concat([frames[..., :1536], frames[..., 1536:] * hands], axis=2)
+
 
 # validation_split=0.15 holds out the last 15% of X_train; the statistics use only the other rows.
 FIT_ROWS = int(len(X_train) * (1 - 0.15))
-if PRECISE_BN:
+if PRECISE_BN or HAND_DROPOUT:
     # The same rows, and a new batch order every epoch drawn from the seed: model.fit shuffles arrays
     # before each epoch, but once a seed is set (cell 6) Keras repeats the first epoch's order.
     order = tf.data.Dataset.range(FIT_ROWS).shuffle(FIT_ROWS, seed=42, reshuffle_each_iteration=True).batch(16)
     rows = tf.data.Dataset.from_tensors((X_train[:FIT_ROWS], y_train[:FIT_ROWS])).repeat()
     batches = tf.data.Dataset.zip((order, rows)).map(
         lambda batch, xy: (tf.gather(xy[0], batch), tf.gather(xy[1], batch)))
+    if HAND_DROPOUT:  # training batches only, a new draw every epoch
+        draws = tf.data.Dataset.random(seed=42, rerandomize_each_iteration=True)
+        batches = tf.data.Dataset.zip((batches, draws)).map(lambda xy, r: (drop_hands(xy[0], tf.stack([r, 0])), xy[1]))
     fit_data = dict(x=batches, validation_data=(X_train[FIT_ROWS:], y_train[FIT_ROWS:]))
-    precise_bn = [PreciseBatchNorm(X_train[:FIT_ROWS])]
+    precise_bn = [PreciseBatchNorm(X_train[:FIT_ROWS])] if PRECISE_BN else []
 else:  # the spec's plain recipe
     fit_data = dict(x=X_train, y=y_train, batch_size=16, validation_split=0.15)
     precise_bn = []

@@ -85,14 +85,16 @@ STATE_CELL = (
 )
 
 
-def execute_notebook(root, data_dir, epochs, python=None, features="raw"):
+def execute_notebook(root, data_dir, epochs, python=None, features="raw", **switches):
     """Run the committed notebook headless outside Colab in root (plus STATE_CELL); return the text it
-    printed. python: another environment's interpreter to run it in (its own jupyter kernel)."""
+    printed. python: another environment's interpreter to run it in (its own jupyter kernel).
+    switches: hand_dropout=True, keep_last=True set the configuration cell's (SIGNTRAIN_HAND_DROPOUT=1 ...)."""
     from nbclient import NotebookClient
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     notebook.cells.append(nbformat.v4.new_code_cell(STATE_CELL))
-    env = dict(os.environ, SIGNTRAIN_DATA=data_dir, SIGNTRAIN_EPOCHS=str(epochs), SIGNTRAIN_FEATURES=features)
+    env = dict(os.environ, SIGNTRAIN_DATA=data_dir, SIGNTRAIN_EPOCHS=str(epochs), SIGNTRAIN_FEATURES=features,
+               **{f"SIGNTRAIN_{name.upper()}": "1" for name, on in switches.items() if on})
     if python:
         path = os.path.join(root, "executed.ipynb")
         nbformat.write(notebook, path)
@@ -304,11 +306,15 @@ def test_the_notebooks_relative_front_end_computes_the_packages_numbers():
 
 @pytest.mark.slow
 def test_the_notebook_with_relative_features_ships_a_model_for_raw_frames(tmp_path):
+    """The configuration for a new person (relative features, hand dropout, the last epoch kept)."""
     from tensorflow import keras
 
     data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=["Hello", "Yes", "No"], sequences=10, seed=4)
-    outputs = execute_notebook(tmp_path, data_dir, epochs=2, features="relative")
+    outputs = execute_notebook(tmp_path, data_dir, epochs=3, features="relative", hand_dropout=True, keep_last=True)
     assert "Test accuracy" in outputs
+    # KEEP_LAST: every epoch checkpointed whatever its validation accuracy ("Epoch N: saving model to",
+    # not "Epoch N: val_categorical_accuracy improved from ..., saving model to"), the last one kept.
+    assert set(re.findall(r"Epoch (\d+): saving model to", outputs)) == {"1", "2", "3"}
     shipped = keras.models.load_model(str(tmp_path / "action_model.h5"))  # plain load_model, no custom objects
     state = np.load(tmp_path / "state.npz")
     assert shipped.input_shape == (None, config.SEQUENCE_LENGTH, config.NUM_FEATURES)
@@ -374,3 +380,20 @@ def test_the_notebooks_fit_and_early_stopping_arguments_are_configs(monkeypatch)
     namespace = {"os": os}
     exec(epochs, namespace)
     assert namespace["EPOCHS"] == config.DEFAULT_EPOCHS
+
+
+def test_the_notebooks_hand_dropout_is_the_packages():
+    """Cell 7's drop_hands zeroes exactly what signtrain.hand_dropout.drop_hands zeroes for a seed."""
+    import tensorflow as tf
+
+    from signtrain import hand_dropout
+
+    source = code_cells(nbformat.read(NOTEBOOK, as_version=4))[6].source
+    [function] = [node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef) and node.name == "drop_hands"]
+    namespace = {"tf": tf}
+    exec(ast.unparse(function), namespace)
+    frames = tf.constant(np.random.default_rng(3).uniform(0.1, 1, (64, 30, 1662)).astype(np.float32))
+    for seed in ([1, 2], [7, 0]):
+        ours = hand_dropout.drop_hands(frames, tf.constant(seed, tf.int64)).numpy()
+        np.testing.assert_array_equal(namespace["drop_hands"](frames, tf.constant(seed, tf.int64)).numpy(), ours)
+        assert (ours == 0).any()

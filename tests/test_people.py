@@ -88,14 +88,17 @@ def test_recipe_people_sets_its_options_and_flags_given_beside_it_win():
         return settings.from_args(args, args.data, cli.given_settings(argv))
 
     people = built("--recipe", "people")
-    assert (people.features, people.hand_dropout, people.keep, people.epochs) == ("relative", True, "last", 60)
+    assert (people.features, people.hand_dropout, people.keep, people.epochs, people.ensemble) == (
+        "relative", True, "last", 60, 3)
     assert people.recipe == "people" and people.patience == config.DEFAULT_PATIENCE
     # Given beside it, even at the spec's default value, a flag wins.
     assert built("--recipe", "people", "--epochs", "200").epochs == 200
     assert built("--recipe", "people", "--keep", "best").keep == "best"
     assert built("--recipe", "people", "--features=raw").features == "raw"
     assert built() == TrainSettings(data="a")  # without it: the spec's defaults, exactly
-    assert "--features relative --hand-dropout --keep last --epochs 60" == config.describe_recipe("people")
+    assert "--features relative --hand-dropout --keep last --epochs 60 --ensemble 3" == config.describe_recipe("people")
+    cv_args = cli.build_parser().parse_args(["cv", "--data", "a", "--data", "b", "--recipe", "people"])
+    assert settings.from_args(cv_args, cv_args.data).ensemble == 1  # cv has no --ensemble: not set behind its back
 
 
 def test_keep_last_trains_every_epoch_and_ships_the_last(tmp_path):

@@ -102,6 +102,7 @@ def _metrics(prepared, judged, scores, history, train_seconds, resumed):
         # rows (a seeded sample of precise_bn.STATISTICS_ROWS of them when there are more).
         "precise_bn": settings.precise_bn, "reshuffle": settings.reshuffle, "features": settings.features,
         "hand_dropout": settings.hand_dropout, "keep": settings.keep, "recipe": settings.recipe,
+        "ensemble_size": settings.ensemble,
         # Where the sequences came from: one entry per --data recording (signtrain.recordings).
         "recordings": recordings.summary(dataset),
         # What the training rows look like (hands missing, size, place, pace): evaluate compares a
@@ -135,8 +136,9 @@ def _exports(settings, judged, run_dir):
     return records, failed
 
 
-def finish(prepared, net, history, train_seconds, resumed):
-    """Every file of the run folder after the fit; returns the RunReport."""
+def finish(prepared, net, history, train_seconds, resumed, members=None):
+    """Every file of the run folder after the fit; returns the RunReport. members: an --ensemble's
+    trained members (net is them as one model; history is the first member's)."""
     judged, shipped = judge(prepared, net)
     dataset, path = prepared.dataset, prepared.path
     scores = score(dataset, prepared.test_idx, judged.probabilities)
@@ -144,6 +146,13 @@ def finish(prepared, net, history, train_seconds, resumed):
     evaluate.plot_history(history, path(config.HISTORY_PLOT_FILE))
     files.write_text(path(config.REPORT_FILE), scores.report)
     metrics = _metrics(prepared, judged, scores, history, train_seconds, resumed)
+    if members:
+        from signtrain import ensemble
+
+        metrics["ensemble"] = {"members": len(members), "seeds": [prepared.settings.seed + k for k in range(len(members))],
+                               "member_test_accuracy": ensemble.member_accuracies(members, judged.X_check,
+                                                                                  dataset.y[prepared.test_idx][:len(judged.X_check)]),
+                               "test_accuracy": judged.test_accuracy}
     failed = []
     if prepared.settings.export:
         metrics["exports"], failed = _exports(prepared.settings, judged, prepared.run_dir)

@@ -29,15 +29,17 @@ class FitPlan:
 
 
 def builder(settings, num_actions, dataset):
-    """build(keras=None) -> the run's uncompiled model (Keras 3; or tf_keras for the Keras 2 .h5)."""
+    """build(keras=None) -> the run's uncompiled model (Keras 3; or tf_keras for the Keras 2 .h5):
+    with --ensemble N, the N members side by side (signtrain.ensemble)."""
     return functools.partial(model_lib.build_model, num_actions, dataset.X.shape[1], dataset.num_features,
-                             settings.normalize, settings.features)
+                             settings.normalize, settings.features, members=settings.ensemble)
 
 
 def new_model(settings, num_actions, dataset, strategy):
-    """The compiled spec model, its variables made under the strategy's scope when there is one."""
+    """The compiled spec model (one member of an ensemble), its variables made under the strategy's
+    scope when there is one."""
     with distribute.scope(strategy):
-        return model_lib.compile_model(builder(settings, num_actions, dataset)())
+        return model_lib.compile_model(builder(settings, num_actions, dataset)(members=1))
 
 
 def training_rows(X_train, y_train, settings, seed):

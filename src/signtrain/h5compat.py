@@ -53,11 +53,12 @@ def keras2_twin(model, build):
     if [type(layer).__name__ for layer in ours] != [type(layer).__name__ for layer in theirs]:
         raise NotPortable("tf_keras builds other layers than the trained model has")
     # Paired by position (both Keras order a model's layers alike). The front-end's layers (before the
-    # first LSTM) are named by signtrain: each must meet its namesake, so that two of the same type and
-    # shape are never swapped; the spec's stack has Keras' own names, which differ between the two.
+    # first LSTM) and an ensemble's members are named by signtrain: each must meet its namesake, so that
+    # two of the same type and shape are never swapped; the spec's stack has Keras' own names otherwise.
     front_end = next(index for index, layer in enumerate(ours) if type(layer).__name__ == "LSTM")
     for index, (layer, twin_layer) in enumerate(zip(ours, theirs)):
-        if index < front_end and type(layer).__name__ != "InputLayer" and twin_layer.name != layer.name:
+        named = index < front_end or layer.name.startswith("member")  # an --ensemble member's layers too
+        if named and type(layer).__name__ != "InputLayer" and twin_layer.name != layer.name:
             raise NotPortable(f"tf_keras orders the layers otherwise ({layer.name} meets {twin_layer.name})")
         twin_layer.set_weights(layer.get_weights())  # raises on another shape: caught, Keras 3's own file
     from signtrain import model as model_lib
@@ -69,14 +70,18 @@ def readable_everywhere(path):
     """Drop, in place, the tf_keras arguments a loader lacks (DROPPED_AT_DEFAULT)."""
     import h5py
 
-    with h5py.File(path, "r+") as handle:
-        model_config = json.loads(handle.attrs["model_config"])
-        for layer in model_config["config"]["layers"]:
+    def clean(layers):  # a model's layers, and those of the models inside it (--ensemble's members)
+        for layer in layers:
             removed = DROPPED_AT_DEFAULT.get(layer["class_name"], {})
             for key, value in removed.items():
                 if key in layer["config"] and layer["config"].pop(key) != value:
                     raise NotPortable(f"layer {layer['config'].get('name')} ({layer['class_name']}) sets {key}, "
                                       f"which not every Keras has")
+            clean(layer["config"].get("layers", []))
+
+    with h5py.File(path, "r+") as handle:
+        model_config = json.loads(handle.attrs["model_config"])
+        clean(model_config["config"]["layers"])
         handle.attrs["model_config"] = json.dumps(model_config)
 
 

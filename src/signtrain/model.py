@@ -9,10 +9,12 @@ from signtrain import config
 
 
 def build_model(num_actions, sequence_length=config.SEQUENCE_LENGTH, num_features=config.NUM_FEATURES,
-                normalize=False, features="raw", keras=None):
+                normalize=False, features="raw", keras=None, members=1):
     """The spec's Sequential model; with normalize (signtrain.preprocess) or features="relative"
     (signtrain.features), the same layers behind that fixed front-end. `keras` is the Keras module
-    that builds it: Keras 3 by default; tf_keras (Keras 2) writes the .h5 Keras 2 apps load (export.save_h5)."""
+    that builds it: Keras 3 by default; tf_keras (Keras 2) writes the .h5 Keras 2 apps load (export.save_h5).
+    members > 1 (--ensemble): the front-end once, then `members` copies of the spec's layers side by
+    side (named member1_..., member2_...), their softmax outputs averaged (signtrain.ensemble)."""
     if keras is None:
         from tensorflow import keras
     layers = keras.layers
@@ -29,27 +31,41 @@ def build_model(num_actions, sequence_length=config.SEQUENCE_LENGTH, num_feature
     if normalize and features != "raw":
         raise ValueError(f"--normalize and --features {features} are two front-ends; choose one")
     # keras.Input instead of the spec's input_shape= keyword: same model, no deprecation warning.
-    stack = [keras.Input(shape=(sequence_length, num_features))]
-    for units, return_sequences in config.LSTM_LAYERS:
-        stack += [
-            layers.LSTM(units, return_sequences=return_sequences, activation=config.LSTM_ACTIVATION),
-            layers.BatchNormalization(),
-            layers.Dropout(config.DROPOUT_RATE),
-        ]
-    stack += [layers.Dense(units, activation="relu") for units in config.DENSE_UNITS]
-    stack.append(layers.Dense(num_actions, activation="softmax"))
-    if not flag:
-        return keras.Sequential(stack)
+    inputs = keras.Input(shape=(sequence_length, num_features))
+    if not flag and members == 1:
+        return keras.Sequential([inputs] + spec_layers(layers, num_actions))
     from signtrain import preprocess
 
-    inputs = stack[0]
-    outputs = (preprocess.normalize_keypoints(inputs, layers) if normalize
-               else features_lib.relative_keypoints(inputs, layers=layers))
-    for layer in stack[1:]:
-        outputs = layer(outputs)
-    net = keras.Model(inputs, outputs)
+    front = inputs if not flag else (preprocess.normalize_keypoints(inputs, layers) if normalize
+                                     else features_lib.relative_keypoints(inputs, layers=layers))
+    outputs = []
+    for member in range(1, members + 1):
+        hidden = front
+        for layer in spec_layers(layers, num_actions, f"member{member}_" if members > 1 else None):
+            hidden = layer(hidden)
+        outputs.append(hidden)
+    net = keras.Model(inputs, outputs[0] if members == 1 else layers.Average(name="mean_of_members")(outputs))
     preprocess.set_fixed_weights(net)
     return net
+
+
+def spec_layers(layers, num_actions, prefix=None):
+    """The spec's layers from the first LSTM on, new; named prefix + position + kind when prefix is
+    given (an ensemble's member), else Keras' own names."""
+    stack = []
+
+    def named(kind):
+        return {"name": f"{prefix}{len(stack):02d}_{kind}"} if prefix else {}
+
+    for units, return_sequences in config.LSTM_LAYERS:
+        stack.append(layers.LSTM(units, return_sequences=return_sequences, activation=config.LSTM_ACTIVATION,
+                                 **named("lstm")))
+        stack.append(layers.BatchNormalization(**named("batch_normalization")))
+        stack.append(layers.Dropout(config.DROPOUT_RATE, **named("dropout")))
+    for units in config.DENSE_UNITS:
+        stack.append(layers.Dense(units, activation="relu", **named("dense")))
+    stack.append(layers.Dense(num_actions, activation="softmax", **named("dense")))
+    return stack
 
 
 def compile_model(model):

@@ -1,11 +1,8 @@
 """A training run's settings: the fields and their checks, the automatic choices, and what a run
-records of them in args.yaml (so that --resume trains on with the same settings and rows)."""
+records of them in args.yaml (signtrain.resume reads it back for --resume)."""
 
 import argparse
 import dataclasses
-import os
-
-import numpy as np
 
 from signtrain import config, distribute, fast, files, formats
 from signtrain.features import DEFAULT_FEATURES, FEATURE_SETS
@@ -135,6 +132,9 @@ class TrainSettings:
                               "keeps the best epoch; last: train exactly --epochs epochs, no early stop, keep the last "
                               "(validation rows come from the people trained on: their best epoch is not the best for "
                               "a new person)", choices=config.KEEP_CHOICES)
+    ensemble: int = _flag(1, "opt-in: train N models (seeds seed, seed+1, ...; the same split) and ship them as one: "
+                             "the mean of their probabilities, one action_model.h5 (N x training time, N x the LSTM "
+                             "work per prediction; default {default})", minimum=1, maximum=10, commands=("train",))
     recipe: str = _flag("spec", "a set of options at once, printed at the start of the run; flags given beside it "
                                 "win. " + "; ".join(f"{name}: {config.describe_recipe(name)}"
                                                    for name in config.RECIPES) + " (default {default})",
@@ -154,6 +154,9 @@ class TrainSettings:
         if self.export:
             self.export = formats.parse(self.export if isinstance(self.export, str) else ",".join(self.export))
             formats.require(self.export)
+        if self.ensemble > 1 and self.strategy != "none":
+            raise ValueError(f"--ensemble trains its members one after another on this machine; drop --strategy "
+                             f"{self.strategy} or --ensemble")
         if self.augment and self.stream:
             raise ValueError("--augment makes its copies in memory and cannot be combined with --stream; "
                              "drop one of them")
@@ -196,7 +199,7 @@ def from_args(args, data, given=()):
         data = data[0]  # one --data: recorded as one folder, as always
     values = {field.name: getattr(args, field.name) for field in flags() if hasattr(args, field.name)}
     for name, value in config.RECIPES.get(values.get("recipe", "spec"), {}).items():
-        if name not in given:
+        if name not in given and name in values:  # a setting this command has (cv trains no ensemble)
             values[name] = value
     return TrainSettings(data=data, **values)
 
@@ -244,56 +247,3 @@ def write_args(args_path, settings, run_dir, dataset, run_versions, split):
         versions=run_versions,
     )
     files.write_yaml(args_path, args)
-
-
-def _read_args(run_dir):
-    import yaml
-
-    args_path = os.path.join(run_dir, config.ARGS_FILE)
-    if not os.path.exists(args_path):
-        raise FileNotFoundError(f"{args_path} not found: --resume takes a run folder that signtrain started")
-    with open(args_path, encoding="utf-8") as handle:
-        try:
-            args = yaml.safe_load(handle)
-        except yaml.YAMLError as error:
-            raise ValueError(f"{args_path} is not readable YAML ({error}); --resume needs the args.yaml a run "
-                             f"wrote") from None
-    if not isinstance(args, dict) or "data" not in args:
-        raise ValueError(f"{args_path} does not hold a run's settings; --resume needs the args.yaml a run wrote")
-    return args
-
-
-def resumed_split(run_dir, dataset, seed):
-    """(train_idx, test_idx) of the sequences an interrupted run recorded in its args.yaml."""
-    from signtrain import data
-
-    split = _read_args(run_dir).get("split")
-    if not split:  # a run from before the split was recorded: the same seed gives the same split
-        print(f"note: {run_dir} does not record its split; the seed's split of the folder as it is now is used")
-        return data.split_indices(dataset.y, seed=seed)
-    row_of = {sequence_name(dataset, row): row for row in range(len(dataset.y))}
-    missing = [name for name in split["train"] + split["test"] if name not in row_of]
-    if missing:
-        raise ValueError(f"{len(missing)} sequences the run in {run_dir} trained or tested on are gone or no longer "
-                         f"usable (e.g. {', '.join(missing[:3])}): resuming would change its split. Put them back, "
-                         f"or start a new run")
-    added = len(row_of) - len(split["train"]) - len(split["test"])
-    if added:
-        print(f"note: {added} sequences added since {run_dir} started are not used by the resumed run "
-              f"(a new run trains on them)")
-    return (np.array([row_of[name] for name in split["train"]]), np.array([row_of[name] for name in split["test"]]))
-
-
-def settings_from_run(run_dir):
-    """The settings an earlier run recorded in its args.yaml (for --resume)."""
-    args = _read_args(run_dir)
-    # metrics.json is the last file a run writes: without it a run stopped while writing its files
-    # (after training) is resumable, and resuming only writes them.
-    if os.path.exists(os.path.join(run_dir, config.METRICS_FILE)):
-        raise FileExistsError(f"{run_dir} finished already ({config.METRICS_FILE} is there); nothing to resume")
-    fields = {field.name for field in dataclasses.fields(TrainSettings)}
-    args.setdefault("precise_bn", False)  # a run started before exact BatchNorm statistics existed
-    args.setdefault("reshuffle", False)
-    args.setdefault("hand_dropout", False)  # runs started before these settings existed
-    args.setdefault("keep", "best")
-    return TrainSettings(**{key: value for key, value in args.items() if key in fields and key != "out"})

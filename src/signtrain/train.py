@@ -17,7 +17,8 @@ import numpy as np
 from signtrain import __version__, check, config, data, diagnose, distribute, evaluate, files, fitting, recordings
 from signtrain import runfolder
 from signtrain.finish import finish, print_summary
-from signtrain.settings import TrainSettings, check_options, resolved, resumed_split, settings_from_run, write_args
+from signtrain.resume import resumed_split, settings_from_run
+from signtrain.settings import TrainSettings, check_options, resolved, write_args
 
 __all__ = ["TrainSettings", "TrainingInterrupted", "load_data", "settings_from_run", "train", "versions"]
 
@@ -101,8 +102,10 @@ def prepare(settings, resume_dir=None):
     if settings.recipe != "spec":
         print(f"--recipe {settings.recipe}: {config.describe_recipe(settings.recipe)} (flags given beside it win); "
               f"this run: --features {settings.features}{' --hand-dropout' if settings.hand_dropout else ''} "
-              f"--keep {settings.keep} --epochs {settings.epochs}")
+              f"--keep {settings.keep} --epochs {settings.epochs} --ensemble {settings.ensemble}")
     dataset, data_check = checked_data(settings)
+    if len(dataset.recordings or ()) > 1 and settings.recipe == "spec":
+        print(f"note: {config.PEOPLE_RECIPE_GAIN}")
     # A resumed run keeps the rows it started with, whatever was added since: no test row is ever trained on.
     train_idx, test_idx = (resumed_split(resume_dir, dataset, settings.seed) if resume_dir
                            else data.split_indices(dataset.y, seed=settings.seed))
@@ -193,6 +196,39 @@ def _interrupted(prepared, net):
         f"{config.RESULTS_FILE} and {fitting.LAST_MODEL_FILE}. Continue with: signtrain train --resume {run_dir}")
 
 
+def fit_members(prepared):
+    """--ensemble N: the spec's fit once per member, seeds seed..seed+N-1 on the same split, each in
+    run_dir/members/seed<S>; then the members as one model in run_dir/best_model.h5. Returns (that
+    model, the first member's history, the seconds of all fits, the members)."""
+    from tensorflow import keras
+
+    from signtrain import ensemble
+
+    settings, members, histories, seconds = prepared.settings, [], [], 0.0
+    for seed in range(settings.seed, settings.seed + settings.ensemble):
+        print(f"ensemble member {seed - settings.seed + 1} of {settings.ensemble}: seed {seed}")
+        member_dir = runfolder.open_run(os.path.join(prepared.run_dir, "members", f"seed{seed}"))
+        keras.utils.set_random_seed(seed)  # the member's weights and batch order; the split stays the run's
+        member_settings = dataclasses.replace(settings, seed=seed)
+        member = dataclasses.replace(prepared, settings=member_settings, run_dir=member_dir, resume_dir=None,
+                                     net=fitting.new_model(member_settings, len(prepared.dataset.actions),
+                                                           prepared.dataset, prepared.strategy))
+        try:
+            history, took = fit_run(member, member.net, plan(member), None)
+        except TrainingInterrupted:
+            runfolder.release(member_dir)
+            runfolder.discard(prepared.run_dir, prepared.created)
+            raise TrainingInterrupted(f"interrupted: an --ensemble run cannot be resumed; {prepared.run_dir} was "
+                                      f"removed, start it again") from None
+        runfolder.release(member_dir)
+        members.append(member.net)
+        histories.append(history)
+        seconds += took
+    combined = ensemble.combine(members, fitting.builder(settings, len(prepared.dataset.actions), prepared.dataset))
+    files.atomic_write(prepared.path(config.BEST_MODEL_FILE), combined.save)
+    return combined, histories[0], seconds, members
+
+
 def train(settings, resume_dir=None):
     """Run the whole pipeline; returns (run_dir, metrics dict).
 
@@ -215,10 +251,13 @@ def train(settings, resume_dir=None):
             with distribute.scope(prepared.strategy):
                 net, resumed = fitting.resume_state(resume_dir, net, prepared.settings.monitor)
             print(f"resuming {prepared.run_dir} after epoch {resumed['epochs_done']}")
-        # The spec's fit: EarlyStopping on validation, the best epoch checkpointed.
-        history, train_seconds = fit_run(prepared, net, fit_plan, resumed)
+        # The spec's fit: EarlyStopping on validation, the best epoch checkpointed (--ensemble: per member).
+        if prepared.settings.ensemble > 1:
+            net, history, train_seconds, members = fit_members(prepared)
+        else:
+            (history, train_seconds), members = fit_run(prepared, net, fit_plan, resumed), None
         # Judge the reloaded best epoch on the test split only; write every file, metrics.json last.
-        run = finish(prepared, net, history, train_seconds, resumed)
+        run = finish(prepared, net, history, train_seconds, resumed, members)
         tf.keras.backend.clear_session()
         if not distribute.is_chief():
             shutil.rmtree(prepared.run_dir, ignore_errors=True)
