@@ -231,6 +231,8 @@ def read_sequence(sequence_dir):
         with np.errstate(over='ignore'):
             if not np.all(np.isfinite(frame.astype(np.float32))):  # 1e39 is inf in float32
                 return f"frame {frame_num}: NaN, inf or beyond float32's range"
+        if np.abs(frame).max() > 100:  # keypoints are image fractions near 0-1 (3.7 at most in real recordings)
+            return f"frame {frame_num}: a value of {np.abs(frame).max():.3g}, far beyond what MediaPipe gives"
         window.append(frame)
     return np.array(window, dtype=np.float32)
 
@@ -498,7 +500,8 @@ history = model.fit(
     callbacks=[early_stop, checkpoint, tb_callback] + precise_bn,
     verbose=1 if IN_COLAB else 2
 )
-print(f"best validation accuracy: {max(history.history['val_categorical_accuracy']):.3f}")
+kept = history.history['val_categorical_accuracy'][-1] if KEEP_LAST else max(history.history['val_categorical_accuracy'])
+print(f"{'last' if KEEP_LAST else 'best'} validation accuracy: {kept:.3f}")
 
 # %% [markdown]
 # ## 8. Evaluate on the test split

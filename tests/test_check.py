@@ -151,6 +151,9 @@ def damage(path, kind):
     elif kind == "float32_overflow":
         good[100] = 1e39  # finite in float64, inf once training's float32
         np.save(path, good)
+    elif kind == "huge":
+        good[100] = 1e30  # finite in float32, but no camera gives it: a NaN model if trained on
+        np.save(path, good)
     elif kind == "short":
         np.save(path, good[:1600])
     elif kind == "2d":
@@ -179,6 +182,7 @@ def damage(path, kind):
         ("npz", "frame 12.npy is an .npz archive"),
         ("zip_header", "unreadable frame 12.npy (BadZipFile"),
         ("float32_overflow", "frame 12.npy has a value beyond float32's range"),
+        ("huge", "frame 12.npy has a value of 1e+30, far beyond what MediaPipe gives"),
     ],
 )
 def test_a_broken_frame_skips_its_sequence_with_the_reason(tree, capsys, kind, reason):

@@ -66,3 +66,22 @@ def test_ensemble_with_a_strategy_is_refused_naming_both_flags(tmp_path, capsys)
     data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=["Hello", "Yes"], sequences=4, seed=4)
     assert cli.main(["train", "--data", data_dir, "--ensemble", "2", "--strategy", "mirrored"]) == 2
     assert "drop --strategy mirrored or --ensemble" in capsys.readouterr().err
+
+
+def test_an_interrupted_ensemble_is_removed_and_says_it_cannot_be_resumed(tmp_path, capsys, monkeypatch):
+    from signtrain import train as train_lib
+
+    data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=["Hello", "Yes"], sequences=8, seed=4)
+    fits, real_fit = [], train_lib.fit_run
+
+    def fit_then_ctrl_c(prepared, *args):
+        fits.append(prepared.run_dir)
+        if len(fits) == 2:  # Ctrl-C in the second member, after the first one trained
+            raise KeyboardInterrupt
+        return real_fit(prepared, *args)
+
+    monkeypatch.setattr(train_lib, "fit_run", fit_then_ctrl_c)
+    out = tmp_path / "run"
+    assert cli.main(["train", "--data", data_dir, "--ensemble", "2", "--epochs", "1", "--out", str(out)]) == 130
+    assert "an --ensemble run cannot be resumed" in capsys.readouterr().err
+    assert fits[0].endswith(os.path.join("members", "seed42")) and not out.exists()

@@ -95,6 +95,8 @@ def test_recipe_people_sets_its_options_and_flags_given_beside_it_win():
     assert built("--recipe", "people", "--epochs", "200").epochs == 200
     assert built("--recipe", "people", "--keep", "best").keep == "best"
     assert built("--recipe", "people", "--features=raw").features == "raw"
+    assert built("--recipe", "people", "--no-hand-dropout").hand_dropout is False
+    assert built("--recipe", "people", "--epo", "7").epochs == 7  # argparse's abbreviation is a given flag too
     assert built() == TrainSettings(data="a")  # without it: the spec's defaults, exactly
     assert "--features relative --hand-dropout --keep last --epochs 60 --ensemble 3" == config.describe_recipe("people")
     cv_args = cli.build_parser().parse_args(["cv", "--data", "a", "--data", "b", "--recipe", "people"])
@@ -138,9 +140,15 @@ def test_the_profile_measures_missing_hands_size_place_and_pace():
     pose[..., :2] = (pose[..., :2] - 0.5) * 2 + 0.5  # the body twice as large around the image centre
     closer[..., config.block_slice("pose")] = pose.reshape(*X.shape[:2], -1)
     assert any("2.0x as wide" in line for line in person.differences(person.profile(closer), trained))
+    assert not any("hands move" in line for line in lines)  # a lost hand is not a still one: no pace line
+    assert scored.moving == pytest.approx(trained.moving, abs=0.1)
     assert person.Profile.from_json(scored.to_json()) == scored
     assert person.Profile.from_json({"frames": 3}) is None and person.Profile.from_json(None) is None
     assert person.profile(X[..., :258]) is None  # another layout: no profile, no comparison
+    nobody = person.profile(np.zeros_like(X[:2]))  # no pose, no hand anywhere: shares, no size, no pace
+    assert nobody.no_pose == 1 and np.isnan(nobody.shoulder_width) and np.isnan(nobody.moving)
+    assert any("body (pose) missing in 100%" in line for line in person.differences(nobody, trained))
+    assert person.differences(trained, nobody) == []  # nothing to compare against: nothing said, no error
 
 
 def test_evaluate_says_why_a_person_fails(short_run, tmp_path, capsys):
@@ -159,3 +167,37 @@ def test_evaluate_says_why_a_person_fails(short_run, tmp_path, capsys):
     assert cli.main(["evaluate", "--model", run_dir, "--data", str(stranger)]) == 0
     out = capsys.readouterr().out
     assert "why it may fail: the hands (both) missing in" in out and "Fix: light the hands" in out
+
+
+def test_a_loss_that_turns_nan_stops_the_run_keeps_no_model_and_names_the_rows(tmp_path, capsys, monkeypatch):
+    """The frames are finite and within the bound, so a NaN is forced into the loss (what a blow-up
+    does) and the run must not ship the weights that follow."""
+    from tensorflow import keras
+
+    from signtrain import model as model_lib
+
+    data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=["Hello", "Yes"], sequences=6, seed=3)
+
+    def nan_loss(y_true, y_pred):
+        return keras.losses.categorical_crossentropy(y_true, y_pred) * float("nan")
+
+    monkeypatch.setattr(model_lib, "compile_model", lambda net: net.compile(
+        optimizer="adam", loss=nan_loss, metrics=["categorical_accuracy"]) or net)
+    out = tmp_path / "run"
+    assert cli.main(["train", "--data", data_dir, "--epochs", "3", "--no-fast", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "NAN_LOSS: the training loss became nan at step 1" in error and f"{out} was removed" in error
+    assert "The sequences with the largest values were" in error and ("Hello/" in error or "Yes/" in error)
+    assert not out.exists()  # nothing that could be loaded as a model
+
+
+def test_values_no_camera_gives_skip_their_sequence_with_the_reason(tmp_path):
+    data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=["Hello", "Yes"], sequences=3, seed=3)
+    frame = tmp_path / "MP_Data" / "Yes" / "1" / "4.npy"
+    values = np.load(frame)
+    values[7] = 1e30  # finite, even in float32
+    np.save(frame, values)
+    dataset = data.load_dataset(data_dir)
+    [skipped] = dataset.skipped
+    assert skipped["sequence"] == "1" and "frame 4.npy has a value of 1e+30, far beyond what MediaPipe" in skipped["reason"]
+    assert np.abs(dataset.X).max() <= config.MAX_ABS_VALUE

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from signtrain import cachefolder
+from signtrain import cachefolder, config
 
 # A file changed twice within the file system's timestamp granularity (a few ms on Linux, 2 s on
 # FAT) can keep its size and time: folders touched this recently are read but not cached (git's
@@ -58,7 +58,8 @@ def matches_frames(value, folder, sequence_length):
     (length, width) array whose first and last frames equal those files read again. (The signature
     already covers names, sizes and modification times; this catches a cache holding other arrays.)"""
     if (not isinstance(value, np.ndarray) or value.ndim != 2 or value.shape[0] != sequence_length
-            or value.dtype != np.float32 or not np.isfinite(value).all()):
+            or value.dtype != np.float32 or not np.isfinite(value).all()
+            or np.abs(value).max() > config.MAX_ABS_VALUE):  # a cache written before that bound existed
         return False
     try:
         for index in (0, sequence_length - 1):

@@ -48,6 +48,13 @@ def block_slice(name):
     raise ValueError(f"unknown block {name!r}; expected one of {[b[0] for b in BLOCKS]}")
 
 
+# MediaPipe's keypoints are image fractions (x, y in [0, 1] on the image; a landmark outside it a
+# little beyond) with z of the same scale and visibility in [0, 1]: the largest |value| in nine
+# public recordings (../shared/realdata) is 3.7. A frame with a value beyond this is not from a
+# camera (a bug in the recording script, a unit mistake): its sequence is skipped like a NaN frame.
+# 1e30-sized values would otherwise train a model whose every weight is NaN.
+MAX_ABS_VALUE = 100.0
+
 # Training defaults from the spec. The CLI flags override them; nothing else does.
 DEFAULT_EPOCHS = 200
 # --keep: best (the spec's EarlyStopping with restore_best_weights) or last (every --epochs epoch, the last kept).

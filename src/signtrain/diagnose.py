@@ -179,6 +179,7 @@ RULES = {
 }
 # Raised during training rather than found afterwards; documented under the same code.
 OUT_OF_MEMORY = "OUT_OF_MEMORY"
+NAN_LOSS = "NAN_LOSS"  # also found afterwards (RULES): training now stops at the first NaN step
 
 
 def section(code):

@@ -152,6 +152,7 @@ def finish(prepared, net, history, train_seconds, resumed, members=None):
         metrics["ensemble"] = {"members": len(members), "seeds": [prepared.settings.seed + k for k in range(len(members))],
                                "member_test_accuracy": ensemble.member_accuracies(members, judged.X_check,
                                                                                   dataset.y[prepared.test_idx][:len(judged.X_check)]),
+                               "member_test_rows": len(judged.X_check),  # with --stream the first READ_ROWS
                                "test_accuracy": judged.test_accuracy}
     failed = []
     if prepared.settings.export:

@@ -155,11 +155,29 @@ def callbacks(keras, path, settings, resumed):
                                       save_best_only=True, verbose=0,
                                       initial_value_threshold=resumed["best"] if resumed else None)
     return [
+        stop_on_non_finite(keras),  # first: a NaN step is never checkpointed
         *stopping,
         checkpoint,
         keras.callbacks.TensorBoard(log_dir=path(config.LOGS_DIR)),
         keras.callbacks.CSVLogger(path(config.RESULTS_FILE), append=bool(resumed)),
     ]
+
+
+class NonFiniteTraining(ArithmeticError):
+    """The loss turned NaN or infinite: the weights that follow are not a model."""
+
+
+def stop_on_non_finite(keras):
+    """A callback that raises NonFiniteTraining at the first training step whose loss is not finite
+    (Keras' TerminateOnNaN only stops the loop, and the run would then ship the NaN weights)."""
+
+    class StopOnNonFinite(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not np.isfinite(float(loss)):
+                raise NonFiniteTraining(f"the training loss became {float(loss)} at step {batch + 1}")
+
+    return StopOnNonFinite()
 
 
 def read_history(results_path):

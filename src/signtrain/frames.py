@@ -97,6 +97,12 @@ def load_sequence(sequence_dir, sequence_length=config.SEQUENCE_LENGTH):
     finite = np.isfinite(sequence).all(axis=1)  # a float64 value beyond float32's range is inf now
     if not finite.all():
         return f"frame {int(np.argmin(finite))}.npy has a value beyond float32's range (keypoints are 0-1)"
+    largest = np.abs(sequence).max(axis=1)
+    if largest.max() > config.MAX_ABS_VALUE:
+        frame = int(np.argmax(largest > config.MAX_ABS_VALUE))
+        return (f"frame {frame}.npy has a value of {largest[frame]:.3g}, far beyond what MediaPipe gives (keypoints "
+                f"are image fractions near 0-1; signtrain takes |value| <= {config.MAX_ABS_VALUE:g}): check the "
+                f"recording script")
     return sequence
 
 

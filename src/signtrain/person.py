@@ -34,7 +34,7 @@ class Profile:
     shoulder_width: float  # median distance between the shoulders, in image widths (nan: no pose seen)
     center_x: float  # median midpoint of the shoulders in the image
     center_y: float
-    moving: float  # share of frames in which a seen hand moved (MOTION)
+    moving: float  # share of the frames where a hand is seen twice running in which it moved (MOTION); nan: none
 
     def to_json(self):
         return {key: (None if isinstance(value, float) and np.isnan(value) else value)
@@ -61,17 +61,19 @@ def _chunk_counts(chunk):
     shoulders = pose[..., (11, 12), :2]  # (rows, steps, 2, xy)
     width = np.abs(shoulders[..., 0, 0] - shoulders[..., 1, 0])
     center = shoulders.mean(axis=-2)
-    moving = np.zeros(chunk.shape[:2], bool)
+    moving, measurable = np.zeros(chunk.shape[:2], bool), np.zeros(chunk.shape[:2], bool)
     for hand in ("left_hand", "right_hand"):
         wrist = chunk[..., config.block_slice(hand)][..., :2]
-        both_seen = ~missing(hand)[:, 1:] & ~missing(hand)[:, :-1] & seen[:, 1:]
+        both_seen = ~missing(hand)[:, 1:] & ~missing(hand)[:, :-1] & seen[:, 1:] & (width[:, 1:] > 0)
         step = np.linalg.norm(np.diff(wrist, axis=1), axis=-1)
         with np.errstate(all="ignore"):
             moving[:, 1:] |= both_seen & (step > MOTION * width[:, 1:])
+        measurable[:, 1:] |= both_seen  # a lost hand is not a still hand: pace only where it can be seen
     left, right = missing("left_hand"), missing("right_hand")
     # Per sequence, the hand seen in more frames signs (a left-handed signer's left hand).
     signing = np.where((left.sum(axis=1) <= right.sum(axis=1))[:, None], left, right)
-    return (missing("pose").sum(), (left & right).sum(), signing.sum(), moving.sum(), width[seen], center[seen])
+    return (missing("pose").sum(), (left & right).sum(), signing.sum(), moving.sum(), measurable.sum(), width[seen],
+            center[seen])
 
 
 def profile(X, rows=None):
@@ -80,7 +82,7 @@ def profile(X, rows=None):
     rows = np.arange(len(X)) if rows is None else np.sort(np.asarray(rows))
     if len(rows) == 0 or X.shape[-1] != config.NUM_FEATURES:
         return None
-    totals, widths, centers = np.zeros(4), [], []
+    totals, widths, centers = np.zeros(5), [], []
     for begin in range(0, len(rows), CHUNK_ROWS):
         *counts, width, center = _chunk_counts(np.asarray(X[rows[begin:begin + CHUNK_ROWS]], np.float64))
         totals += counts
@@ -91,7 +93,8 @@ def profile(X, rows=None):
     median = (lambda values: float(np.median(values)) if len(values) else float("nan"))  # noqa: E731
     return Profile(frames, *(float(value / frames) for value in totals[:3]), median(width),
                    median(center[:, 0]) if len(center) else float("nan"),
-                   median(center[:, 1]) if len(center) else float("nan"), float(totals[3] / frames))
+                   median(center[:, 1]) if len(center) else float("nan"),
+                   float(totals[3] / totals[4]) if totals[4] else float("nan"))
 
 
 def differences(scored, trained):
@@ -108,8 +111,8 @@ def differences(scored, trained):
                    else "the upper body must be in the image")
             lines.append(f"the {label} missing in {here:.0%} of this recording's frames against {there:.0%} in "
                          f"training: MediaPipe lost {'them' if 'both' in label else 'it'}. Fix: {fix}")
-    ratio = scored.shoulder_width / trained.shoulder_width
-    if np.isfinite(ratio) and not 1 / SIZE_RATIO <= ratio <= SIZE_RATIO:
+    ratio = scored.shoulder_width / trained.shoulder_width if trained.shoulder_width > 0 else float("nan")
+    if np.isfinite(ratio) and ratio > 0 and not 1 / SIZE_RATIO <= ratio <= SIZE_RATIO:
         lines.append(f"the signer looks {ratio:.1f}x as wide as in training ({'closer to' if ratio > 1 else 'farther from'}"
                      f" the camera). Fix: record at the training distance, or train with --features relative "
                      f"(positions relative to the shoulders)")
@@ -117,7 +120,7 @@ def differences(scored, trained):
     if np.isfinite(shift) and shift > PLACE_SHIFT:
         lines.append(f"the signer sits {shift:.0%} of the image away from where the training signers sat. Fix: "
                      f"centre the signer, or train with --features relative")
-    if abs(scored.moving - trained.moving) > PACE_CHANGE:
+    if abs(scored.moving - trained.moving) > PACE_CHANGE:  # False when either is nan
         lines.append(f"the hands move in {scored.moving:.0%} of this recording's frames against {trained.moving:.0%} "
                      f"in training ({'faster or more' if scored.moving > trained.moving else 'slower or held'} signing). "
                      f"Fix: sign at the pace of the training recordings, or record this person too")

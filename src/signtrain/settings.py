@@ -126,8 +126,9 @@ class TrainSettings:
                          choices=config.MONITOR_MODES)
     hand_dropout: bool = _flag(False, "opt-in: while training, each hand zeroed over a random span of frames in "
                                       "half the sequences, a new draw every epoch, as MediaPipe loses a hand "
-                                      "(signtrain.hand_dropout); validation, test and the saved model never see it",
-                               switch="on")
+                                      "(signtrain.hand_dropout); validation, test and the saved model never see it; "
+                                      "--no-hand-dropout turns it off under --recipe people",
+                               switch="both")
     keep: str = _flag("best", "which weights the run keeps: best (default, the spec's): EarlyStopping on validation "
                               "keeps the best epoch; last: train exactly --epochs epochs, no early stop, keep the last "
                               "(validation rows come from the people trained on: their best epoch is not the best for "
@@ -154,9 +155,18 @@ class TrainSettings:
         if self.export:
             self.export = formats.parse(self.export if isinstance(self.export, str) else ",".join(self.export))
             formats.require(self.export)
+        recipe = f" (--recipe {self.recipe} sets {config.describe_recipe(self.recipe)})" if self.recipe != "spec" else ""
         if self.ensemble > 1 and self.strategy != "none":
             raise ValueError(f"--ensemble trains its members one after another on this machine; drop --strategy "
-                             f"{self.strategy} or --ensemble")
+                             f"{self.strategy} or --ensemble{recipe}; --ensemble 1 keeps the rest")
+        if self.normalize and self.features != "raw":
+            raise ValueError(f"--normalize and --features {self.features} are two front-ends{recipe}: choose one "
+                             f"(--features raw keeps --normalize)")
+        if self.keep == "last" and (self.patience != config.DEFAULT_PATIENCE or self.monitor != config.MONITOR):
+            import warnings
+
+            warnings.warn("--keep last trains every epoch and keeps the last: --patience and --monitor do not apply",
+                          stacklevel=2)
         if self.augment and self.stream:
             raise ValueError("--augment makes its copies in memory and cannot be combined with --stream; "
                              "drop one of them")
@@ -185,7 +195,8 @@ def add_flags(parser, command, defaults=True):
             text = text.replace("{formats}", ", ".join(formats.export_names()))
         options = {"dest": field.name, "default": field.default if defaults else argparse.SUPPRESS, "help": text}
         if spec["switch"]:
-            options["action"] = "store_true" if spec["switch"] == "on" else "store_false"
+            options["action"] = {"on": "store_true", "off": "store_false",
+                                 "both": argparse.BooleanOptionalAction}[spec["switch"]]
         else:
             options.update(type=spec["parse"], choices=spec["choices"], metavar=spec["metavar"])
         parser.add_argument(flag_name(field.name), **{key: value for key, value in options.items()

@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import os
 import platform
+import re
 import shutil
 import sys
 import time
@@ -159,6 +160,11 @@ def fit_run(prepared, net, fit_plan, resumed):
             verbose=default_verbose() if settings.verbose is None else settings.verbose).history
     except KeyboardInterrupt:
         raise _interrupted(prepared, net) from None
+    except fitting.NonFiniteTraining as error:
+        runfolder.discard(run_dir, prepared.created)  # nothing in it may be loaded as a model
+        raise ValueError(f"{diagnose.NAN_LOSS}: {error}; training stopped and {run_dir} was removed. The sequences "
+                         f"with the largest values were {_largest_rows(prepared)}: check them (signtrain check), and "
+                         f"see {diagnose.section(diagnose.NAN_LOSS)}") from None
     except (tf.errors.ResourceExhaustedError, OSError) as error:
         # TensorFlow raises ResourceExhaustedError for a full disk too: tell the two apart.
         if runfolder.disk_full(error, run_dir):
@@ -177,9 +183,29 @@ def fit_run(prepared, net, fit_plan, resumed):
     return (fitting.read_history(path(config.RESULTS_FILE)) if resumed else history), seconds
 
 
+def _discard_ensemble(prepared, what, kind=TrainingInterrupted):
+    """An --ensemble run that stops keeps nothing (its members cannot be resumed): the error to raise."""
+    runfolder.discard(prepared.run_dir, prepared.created)
+    return kind(f"{what}; an --ensemble run cannot be resumed: {prepared.run_dir} was removed, start it again")
+
+
+def _largest_rows(prepared, count=3):
+    """The training sequences whose largest |value| is largest, by name: where a NaN loss comes from."""
+    from signtrain.settings import sequence_name
+
+    rows = np.asarray(prepared.train_idx)
+    largest = np.array([np.abs(np.asarray(prepared.dataset.X[row])).max() for row in rows])
+    return ", ".join(f"{sequence_name(prepared.dataset, row)} (|value| up to {value:.3g})"
+                     for row, value in sorted(zip(rows, largest), key=lambda pair: -pair[1])[:count])
+
+
 def _interrupted(prepared, net):
     """Ctrl-C: keep what was learned (resumable), or remove a run that learned nothing."""
     run_dir, path = prepared.run_dir, prepared.path
+    if prepared.settings.ensemble > 1 and os.path.basename(os.path.dirname(run_dir)) != "members":
+        return _discard_ensemble(prepared, "interrupted")  # between or after its members' fits
+    if prepared.settings.ensemble > 1:  # a member's fit: fit_members removes the whole run
+        return TrainingInterrupted("interrupted")
     if os.path.exists(path(config.METRICS_FILE)):  # the last file: the run is complete
         return TrainingInterrupted(f"interrupted after the run was written: {run_dir} is complete")
     runfolder.drop_partials(run_dir)  # Ctrl-C may land in the middle of a checkpoint write or a file
@@ -215,12 +241,13 @@ def fit_members(prepared):
                                                            prepared.dataset, prepared.strategy))
         try:
             history, took = fit_run(member, member.net, plan(member), None)
-        except TrainingInterrupted:
+        except (TrainingInterrupted, KeyboardInterrupt):
+            raise _discard_ensemble(prepared, "interrupted") from None
+        except (OSError, MemoryError, ValueError) as error:  # a full disk, out of memory, NAN_LOSS: not resumable
+            said = re.split(r"[.;,] (?:free some space, then )?[Cc]ontinue with", str(error))[0]  # no --resume advice
+            raise _discard_ensemble(prepared, said, ValueError) from None
+        finally:
             runfolder.release(member_dir)
-            runfolder.discard(prepared.run_dir, prepared.created)
-            raise TrainingInterrupted(f"interrupted: an --ensemble run cannot be resumed; {prepared.run_dir} was "
-                                      f"removed, start it again") from None
-        runfolder.release(member_dir)
         members.append(member.net)
         histories.append(history)
         seconds += took
@@ -245,7 +272,7 @@ def train(settings, resume_dir=None):
             write_args(prepared.path(config.ARGS_FILE), prepared.settings, prepared.run_dir, prepared.dataset,
                        prepared.versions, (prepared.train_idx, prepared.test_idx))
         # The fit's inputs, batch sizes and validation rows, decided once.
-        fit_plan = plan(prepared)
+        fit_plan = plan(prepared) if prepared.settings.ensemble == 1 else None  # members plan their own
         # Where an interrupted run stopped: weights, optimizer and early-stopping state.
         if resume_dir:
             with distribute.scope(prepared.strategy):
