@@ -201,3 +201,19 @@ def test_values_no_camera_gives_skip_their_sequence_with_the_reason(tmp_path):
     [skipped] = dataset.skipped
     assert skipped["sequence"] == "1" and "frame 4.npy has a value of 1e+30, far beyond what MediaPipe" in skipped["reason"]
     assert np.abs(dataset.X).max() <= config.MAX_ABS_VALUE
+
+
+def test_repeated_flags_are_read_whole_or_refused(tmp_path, capsys):
+    """check reads every --data recording (as train does); a one-value flag given twice is refused."""
+    a = synth.write_mp_data(str(tmp_path / "a" / "MP_Data"), actions=["Hello", "Yes"], sequences=4, seed=1)
+    b = synth.write_mp_data(str(tmp_path / "b" / "MP_Data"), actions=["Hello", "Yes"], sequences=5, seed=2)
+    assert cli.main(["check", "--data", a, "--data", b, "--json"]) == 0
+    report = yaml.safe_load(capsys.readouterr().out)
+    assert [sum(row["sequences"].values()) for row in report["recordings"]] == [8, 10]
+    assert cli.main(["check", "--data", str(tmp_path)]) == 0  # a folder of recordings, as train takes it
+    assert "recordings: 2" in capsys.readouterr().out
+    for argv in (["train", "--data", a, "--test-data", a, "--test-data", b], ["train", "--data", a, "--epochs", "3",
+                                                                              "--epochs", "4"]):
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(argv)
+        assert "was given twice" in capsys.readouterr().err

@@ -86,7 +86,7 @@ def _add_tool_commands(commands):
                                             "usable and skipped sequences, undetected body parts, frozen and "
                                             "duplicate takes and class balance, with a verdict. Exit code 1 "
                                             "when training cannot go on.")
-    _add_data_flags(check)
+    _add_data_flags(check, several=True)
     settings.add_flags(check, "check")
     check.add_argument("--stream", action="store_true",
                        help="for data bigger than memory: pack the sequences into MP_Data/.signtrain_cache/ "
@@ -97,7 +97,7 @@ def _add_tool_commands(commands):
                                    description="Score RUN_DIR's action_model.h5 on every sequence of another "
                                                "MP_Data folder whose sign it knows; writes RUN_DIR/evaluations/.")
     evaluate.add_argument("--model", required=True, metavar="RUN_DIR", help="a finished run folder")
-    _add_data_flags(evaluate)
+    _add_data_flags(evaluate, several=True)
     settings.add_flags(evaluate, "evaluate")
 
     predict = commands.add_parser(
@@ -146,7 +146,8 @@ def _train(args):
 
     if args.resume:
         defaults = vars(build_parser().parse_args(["train"]))
-        given = [key for key, value in vars(args).items() if key not in ("resume", "export", "given") and value != defaults[key]]
+        given = [key for key, value in vars(args).items() if key not in ("resume", "export", "given") and not key.startswith("_")
+                 and value != defaults[key]]
         if given:
             flags = ", ".join(settings.flag_name(key) for key in given)
             raise ValueError(f"--resume continues {args.resume} with the settings in its {config.ARGS_FILE}; {flags} "

@@ -49,6 +49,16 @@ def alias_list(text):
     return parse_aliases(text)
 
 
+class Once(argparse.Action):
+    """A flag that takes one value: given twice, refused (argparse would keep the last silently)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, f"_{self.dest}_given", False):
+            parser.error(f"{option_string} was given twice; it takes one value (the second would replace the first)")
+        setattr(namespace, f"_{self.dest}_given", True)
+        setattr(namespace, self.dest, values)
+
+
 TRAINING = ("train", "cv", "demo")  # the commands that train
 SEED_MAX = 2**32 - 1  # what numpy and scikit-learn take (also synth's --seed)
 
@@ -100,7 +110,7 @@ class TrainSettings:
                            metavar="DIR", commands=("train",))
     aliases: list = _flag(None, "names that mean the same sign in the other recording, e.g. --alias thanks=Thank_You",
                           flag="--alias", metavar="A=B,...", parse=alias_list,
-                          commands=("train", "cv", "evaluate"))
+                          commands=("train", "cv", "evaluate", "check"))
     fast: bool = _flag(None, "train with Keras' own LSTM loop. Default without a GPU: the same model, weights and "
                              "math, ~2.6x faster per epoch (input projections as one product over all steps, "
                              "hand-written backward pass); with a GPU: Keras' cuDNN kernel either way",
@@ -198,7 +208,7 @@ def add_flags(parser, command, defaults=True):
             options["action"] = {"on": "store_true", "off": "store_false",
                                  "both": argparse.BooleanOptionalAction}[spec["switch"]]
         else:
-            options.update(type=spec["parse"], choices=spec["choices"], metavar=spec["metavar"])
+            options.update(type=spec["parse"], choices=spec["choices"], metavar=spec["metavar"], action=Once)
         parser.add_argument(flag_name(field.name), **{key: value for key, value in options.items()
                                                       if value is not None or key == "default"})
 

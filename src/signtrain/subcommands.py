@@ -27,20 +27,26 @@ def evaluate(args):
         raise ValueError(f"{model_path} outputs {model.output_shape[-1]} classes but {actions_path} names "
                          f"{len(actions)} signs: they are not from the same run. Put the run's own actions.npy "
                          f"beside it")
-    recording = evaluate.load_recording(actions, args.data, args.aliases or (), args.any_layout)
-    width = recording["dataset"].num_features
-    if width != model.input_shape[-1]:
-        raise ValueError(f"the frames in {args.data} have {width} values, {model_path} takes {model.input_shape[-1]} "
-                         f"(the layout it was trained on): evaluate it on a recording in that layout")
-    result = evaluate.evaluate_recording(model, actions, recording, _trained_profile(args.model))
-    print(evaluate.format_recording_result(result))
-    os.makedirs(folder, exist_ok=True)
-    stem = evaluate.name_key(os.path.basename(os.path.normpath(args.data))) or "data"
-    path, index = os.path.join(folder, f"{stem}.json"), 2
-    while os.path.exists(path):  # never overwrite an earlier evaluation
-        path, index = os.path.join(folder, f"{stem}{index}.json"), index + 1
-    files.write_json(path, result)
-    print(f"written to {path}")
+    # Every recording is read and matched before any is scored: a bad second --data fails at once.
+    loaded = [(data_dir, evaluate.load_recording(actions, data_dir, args.aliases or (), args.any_layout))
+              for data_dir in args.data]
+    for data_dir, recording in loaded:
+        width = recording["dataset"].num_features
+        if width != model.input_shape[-1]:
+            raise ValueError(f"the frames in {data_dir} have {width} values, {model_path} takes "
+                             f"{model.input_shape[-1]} (the layout it was trained on): evaluate it on a recording in "
+                             f"that layout")
+    trained = _trained_profile(args.model)
+    for data_dir, recording in loaded:  # one result per recording
+        result = evaluate.evaluate_recording(model, actions, recording, trained)
+        print(evaluate.format_recording_result(result))
+        os.makedirs(folder, exist_ok=True)
+        stem = evaluate.name_key(os.path.basename(os.path.normpath(data_dir))) or "data"
+        path, index = os.path.join(folder, f"{stem}.json"), 2
+        while os.path.exists(path):  # never overwrite an earlier evaluation
+            path, index = os.path.join(folder, f"{stem}{index}.json"), index + 1
+        files.write_json(path, result)
+        print(f"written to {path}")
     return 0
 
 
@@ -93,16 +99,27 @@ def predict(args):
 
 
 def check(args):
-    from signtrain import check as check_lib, data
+    """Reads exactly what `train` reads: one --data, several (one recording each), or a folder of
+    recordings; --stream one folder (it packs that folder's cache)."""
+    from signtrain import check as check_lib, data, recordings
 
     try:
-        dataset = data.load_dataset(args.data, args.actions, any_layout=args.any_layout, stream=args.stream)
+        folders = recordings.expand(args.data)
+        if args.stream and len(folders) > 1:
+            raise ValueError(f"--stream packs one --data folder's cache, {len(folders)} recordings were given; "
+                             f"check them without --stream")
+        dataset = (data.load_dataset(folders[0], args.actions, any_layout=args.any_layout, stream=True) if args.stream
+                   else recordings.load(folders, args.actions, args.aliases or (), args.any_layout))
     except (ValueError, OSError) as error:
         summary = {"verdict": "problems: cannot train", "error": str(error)}
         print(json.dumps(summary, indent=2) if args.json else f"error: {error}\nverdict: {summary['verdict']}")
         return 1
     summary = check_lib.summarize(dataset)
     summary["verdict"] = check_lib.verdict(summary)
+    if dataset.recordings:
+        summary["recordings"] = recordings.summary(dataset)
+        if not args.json:
+            print(recordings.format_summary(dataset))
     print(json.dumps(summary, indent=2) if args.json else check_lib.format_report(summary))
     return 1 if summary["verdict"].startswith("problems") else 0
 
