@@ -68,7 +68,8 @@ RECIPES = {
 
 # What --recipe people gained in bench/real_people.py (run 5), said once by a run on several recordings without it.
 PEOPLE_RECIPE_GAIN = ("on people it never saw, --recipe people scored 80.0% against 71.9% with --features relative "
-                      "and 44.7% with these defaults (4 signs, trained on 2 people; bench/results/real_people.md)")
+                      "and 44.7% with these defaults (4 signs, trained on 2 people), 91.9% against 89.0% and 60.2% "
+                      "(3 signs, 5 people; bench/results/real_people.md)")
 
 
 def describe_recipe(name):
