@@ -231,7 +231,7 @@ def read_sequence(sequence_dir):
         with np.errstate(over='ignore'):
             if not np.all(np.isfinite(frame.astype(np.float32))):  # 1e39 is inf in float32
                 return f"frame {frame_num}: NaN, inf or beyond float32's range"
-        if np.abs(frame).max() > 100:  # keypoints are image fractions near 0-1 (3.7 at most in real recordings)
+        if np.abs(frame).max() > 1e4:  # keypoints are image fractions near 0-1 (3.7 at most in real recordings)
             return f"frame {frame_num}: a value of {np.abs(frame).max():.3g}, far beyond what MediaPipe gives"
         window.append(frame)
     return np.array(window, dtype=np.float32)

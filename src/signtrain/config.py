@@ -50,10 +50,11 @@ def block_slice(name):
 
 # MediaPipe's keypoints are image fractions (x, y in [0, 1] on the image; a landmark outside it a
 # little beyond) with z of the same scale and visibility in [0, 1]: the largest |value| in nine
-# public recordings (../shared/realdata) is 3.7. A frame with a value beyond this is not from a
-# camera (a bug in the recording script, a unit mistake): its sequence is skipped like a NaN frame.
+# public recordings (../shared/realdata) is 3.7. A frame with a value beyond this bound (2,700 times
+# that: room for any camera and for test data that writes indices into frames) is not from a camera
+# (a bug in the recording script, a unit mistake): its sequence is skipped like a NaN frame.
 # 1e30-sized values would otherwise train a model whose every weight is NaN.
-MAX_ABS_VALUE = 100.0
+MAX_ABS_VALUE = 1e4
 
 # Training defaults from the spec. The CLI flags override them; nothing else does.
 DEFAULT_EPOCHS = 200

@@ -116,6 +116,9 @@ def export_and_check(model, run_dir, formats, X_check, reference=None, written=(
     if reference is None:
         reference = model.predict(X_check, verbose=0)
     reference = np.asarray(reference, dtype=np.float64)
+    if not np.isfinite(reference).all():  # a model whose weights went NaN: nothing to convert
+        raise ValueError(f"the Keras model of {run_dir} gives no finite probability on the test sequences: the model "
+                         f"is damaged (weights that are NaN, e.g. trained on frames no camera gives); train it again")
     records = {}
     for name in formats:
         path = os.path.join(run_dir, table.get(name).file)

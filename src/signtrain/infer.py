@@ -156,6 +156,16 @@ def read_actions(path):
     return [str(action) for action in actions]
 
 
+def _unusable(sequence):
+    """Why a sequence from an .npy file is not scored (as a frame folder's would be skipped), or None."""
+    if not np.isfinite(sequence).all():
+        return "contains NaN, inf or a value beyond float32"
+    if np.abs(sequence).max() > config.MAX_ABS_VALUE:
+        return (f"has a value of {np.abs(sequence).max():.3g}, far beyond what MediaPipe gives (keypoints are image "
+                f"fractions near 0-1; signtrain takes |value| <= {config.MAX_ABS_VALUE:g})")
+    return None
+
+
 def read_sequences(path, sequence_length=config.SEQUENCE_LENGTH):
     """[(name, (frames, features) array or why it is unusable)] from an .npy (one sequence or a stack
     of them), one sequence folder (0.npy..29.npy), or a folder of sequence folders (one level or an
@@ -175,9 +185,9 @@ def read_sequences(path, sequence_length=config.SEQUENCE_LENGTH):
                              f"values per frame) for several")
         names = [f"{os.path.basename(path)}[{index}]" if len(array) > 1 else os.path.basename(path)
                  for index in range(len(array))]
-        rows = array.astype(np.float32)
-        return [(name, row if np.isfinite(row).all() else "contains NaN, inf or a value beyond float32")
-                for name, row in zip(names, rows)]
+        with np.errstate(over="ignore"):
+            rows = array.astype(np.float32)
+        return [(name, _unusable(row) or row) for name, row in zip(names, rows)]
     if not os.path.isdir(path):
         raise FileNotFoundError(f"{path} not found")
     if os.path.exists(os.path.join(path, "0.npy")):

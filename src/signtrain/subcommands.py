@@ -94,6 +94,10 @@ def predict(args):
                          f"beside it")
     print(f"{path} ({model_format}), {len(usable)} sequence{'s' if len(usable) != 1 else ''}:")
     for (name, _), row in zip(usable, probabilities):
+        if not np.isfinite(row).all():  # never shown as a probability
+            print(f"{name}: skipped, {path} gives no finite probability for it: the model is damaged (weights "
+                  f"that are NaN); train it again")
+            continue
         print(f"{name}: " + ", ".join(f"{action} {p:.1%}" for action, p in infer.top_k(row, actions, args.top)))
     return 0
 
