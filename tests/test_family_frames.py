@@ -181,7 +181,10 @@ def _reference_sequence(folder):
         return None
     with np.errstate(over="ignore"):
         values = values.astype(np.float32)
-    return values if np.isfinite(values).all() else None
+    if not np.isfinite(values).all():
+        return None
+    # Values no camera gives (config.MAX_ABS_VALUE: MediaPipe's keypoints are image fractions) skip too.
+    return values if np.abs(values).max() <= config.MAX_ABS_VALUE else None
 
 
 def _names_one_of(text, names):

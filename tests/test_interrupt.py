@@ -164,7 +164,8 @@ def test_a_resumed_run_counts_patience_from_where_it_stopped(tmp_path):
     settings = TrainSettings(data="unused", patience=3)
     path = lambda name: os.path.join(run_dir, name)  # noqa: E731
     for resumed, stops in ((state, True), (None, False)):
-        stopping = fitting.callbacks(keras, path, settings, resumed)[0]
+        [stopping] = [callback for callback in fitting.callbacks(keras, path, settings, resumed)
+                      if isinstance(callback, keras.callbacks.EarlyStopping)]
         stopping.set_model(net)
         net.stop_training = False
         stopping.on_train_begin()
