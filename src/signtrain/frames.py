@@ -97,13 +97,23 @@ def load_sequence(sequence_dir, sequence_length=config.SEQUENCE_LENGTH):
     finite = np.isfinite(sequence).all(axis=1)  # a float64 value beyond float32's range is inf now
     if not finite.all():
         return f"frame {int(np.argmin(finite))}.npy has a value beyond float32's range (keypoints are 0-1)"
-    largest = np.abs(sequence).max(axis=1)
-    if largest.max() > config.MAX_ABS_VALUE:
-        frame = int(np.argmax(largest > config.MAX_ABS_VALUE))
-        return (f"frame {frame}.npy has a value of {largest[frame]:.3g}, far beyond what MediaPipe gives (keypoints "
-                f"are image fractions near 0-1; signtrain takes |value| <= {config.MAX_ABS_VALUE:g}): check the "
-                f"recording script")
+    beyond = beyond_camera(sequence)
+    if beyond:
+        return f"frame {beyond[0]}.npy has a value of {beyond[1]:.3g}, {BEYOND_CAMERA}: check the recording script"
     return sequence
+
+
+BEYOND_CAMERA = (f"far beyond what MediaPipe gives (keypoints are image fractions near 0-1; signtrain takes "
+                 f"|value| <= {config.MAX_ABS_VALUE:g})")
+
+
+def beyond_camera(sequence):
+    """(frame, its largest |value|) of the first frame beyond config.MAX_ABS_VALUE, or None."""
+    largest = np.abs(sequence).max(axis=1)
+    if largest.max() <= config.MAX_ABS_VALUE:
+        return None
+    frame = int(np.argmax(largest > config.MAX_ABS_VALUE))
+    return frame, float(largest[frame])
 
 
 # Frame widths of layouts that public recording scripts produce, for the error message.

@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from signtrain import config, data
+from signtrain.frames import BEYOND_CAMERA, beyond_camera
 
 def _with_features(predict, features):
     """Attach the frame width the model takes (None: unknown) to a predict function."""
@@ -160,10 +161,8 @@ def _unusable(sequence):
     """Why a sequence from an .npy file is not scored (as a frame folder's would be skipped), or None."""
     if not np.isfinite(sequence).all():
         return "contains NaN, inf or a value beyond float32"
-    if np.abs(sequence).max() > config.MAX_ABS_VALUE:
-        return (f"has a value of {np.abs(sequence).max():.3g}, far beyond what MediaPipe gives (keypoints are image "
-                f"fractions near 0-1; signtrain takes |value| <= {config.MAX_ABS_VALUE:g})")
-    return None
+    beyond = beyond_camera(sequence)
+    return f"has a value of {beyond[1]:.3g}, {BEYOND_CAMERA}" if beyond else None
 
 
 def read_sequences(path, sequence_length=config.SEQUENCE_LENGTH):
