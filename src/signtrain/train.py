@@ -43,6 +43,7 @@ class Prepared:
     created: bool  # this run made run_dir (removed again if nothing is kept)
     resume_dir: str = None
     versions: dict = None
+    member: bool = False  # one member's fit of an --ensemble run (fit_members), in run_dir/members/seed<S>
 
     def path(self, name):
         return os.path.join(self.run_dir, name)
@@ -202,10 +203,10 @@ def _largest_rows(prepared, count=3):
 def _interrupted(prepared, net):
     """Ctrl-C: keep what was learned (resumable), or remove a run that learned nothing."""
     run_dir, path = prepared.run_dir, prepared.path
-    if prepared.settings.ensemble > 1 and os.path.basename(os.path.dirname(run_dir)) != "members":
-        return _discard_ensemble(prepared, "interrupted")  # between or after its members' fits
-    if prepared.settings.ensemble > 1:  # a member's fit: fit_members removes the whole run
+    if prepared.member:  # a member's fit: fit_members removes the whole run
         return TrainingInterrupted("interrupted")
+    if prepared.settings.ensemble > 1:  # between or after its members' fits
+        return _discard_ensemble(prepared, "interrupted")
     if os.path.exists(path(config.METRICS_FILE)):  # the last file: the run is complete
         return TrainingInterrupted(f"interrupted after the run was written: {run_dir} is complete")
     runfolder.drop_partials(run_dir)  # Ctrl-C may land in the middle of a checkpoint write or a file
@@ -237,8 +238,8 @@ def fit_members(prepared):
         keras.utils.set_random_seed(seed)  # the member's weights and batch order; the split stays the run's
         member_settings = dataclasses.replace(settings, seed=seed)
         member = dataclasses.replace(prepared, settings=member_settings, run_dir=member_dir, resume_dir=None,
-                                     net=fitting.new_model(member_settings, len(prepared.dataset.actions),
-                                                           prepared.dataset, prepared.strategy))
+                                     member=True, net=fitting.new_model(member_settings, len(prepared.dataset.actions),
+                                                                        prepared.dataset, prepared.strategy))
         try:
             history, took = fit_run(member, member.net, plan(member), None)
         except (TrainingInterrupted, KeyboardInterrupt):
