@@ -1,6 +1,7 @@
 # Two commands for a fresh clone:
 #   make demo   set up .venv, generate synthetic data for the spec's 10 signs, train on it
 #   make test   set up .venv and .venv-colab (Colab's TensorFlow and Keras) and run every test (what CI runs)
+#   make check  the tests that train no model (a few minutes, while you work)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,11 @@ COLAB_VENV ?= .venv-colab
 COLAB_TENSORFLOW ?= 2.19.0
 COLAB_KERAS ?= 3.10.0
 
-.PHONY: setup colab-setup demo test notebook bench clean
+# Test processes (pytest-xdist): one per core of a 2-core laptop or CI runner. Each file's tests stay in
+# one process (--dist loadfile): the module fixtures that train a run are made once.
+TEST_WORKERS ?= 2
+
+.PHONY: setup colab-setup demo test check notebook bench clean
 
 setup: $(VENV)/.installed
 
@@ -38,7 +43,10 @@ demo: setup
 	$(VENV)/bin/signtrain demo
 
 test: setup colab-setup
-	SIGNTRAIN_COLAB_PYTHON=$(abspath $(COLAB_VENV))/bin/python $(PY) -m pytest -q
+	SIGNTRAIN_COLAB_PYTHON=$(abspath $(COLAB_VENV))/bin/python $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+check: setup
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 notebook: setup  # regenerate ml/training_notebook.ipynb from ml/training_notebook.py
 	$(PY) ml/build_notebook.py

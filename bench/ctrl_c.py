@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "src"))
 
-from signtrain import synth  # noqa: E402
+from signtrain.data import synth  # noqa: E402
 
 
 def one_try(index, data_dir, work, delay):

@@ -29,9 +29,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "src"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from signtrain import config, export, formats, infer, synth  # noqa: E402
-from signtrain import model as model_lib  # noqa: E402
-from signtrain.train import TrainSettings, train, versions  # noqa: E402
+from signtrain import config  # noqa: E402
+from signtrain.data import synth
+from signtrain.export import convert as export, formats, infer
+from signtrain.model import network as model_lib  # noqa: E402
+from signtrain.training.train import TrainSettings, train, versions  # noqa: E402
 
 SHIPPED = ("savedmodel", "onnx", "onnx, 1 thread", "tflite")
 

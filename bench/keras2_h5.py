@@ -38,8 +38,9 @@ def trained_looking(net, rng):
 
 
 def check(kind, other_python, folder, rng):
-    from signtrain import config, export
-    from signtrain import model as model_lib
+    from signtrain import config
+    from signtrain.model import network as model_lib
+    from signtrain.export import convert as export
 
     build = functools.partial(model_lib.build_model, 5, **KINDS[kind])
     net = build()

@@ -5,7 +5,7 @@
 Writes the demo's synthetic set (10 signs x 30 sequences x 30 frames = 9,000 .npy files) to a
 temp folder (or reads --data), then times, in one run:
 - naive: for action, for sequence, for frame: np.load (the spec notebook's loop);
-- cold: signtrain.data.load_dataset without a cache (threads, every file read);
+- cold: signtrain.data.dataset.load_dataset without a cache (threads, every file read);
 - first: load_dataset with the cache on and none there yet (reads the files and writes the cache);
 - cached: load_dataset again (the packed cache, every folder's signature checked).
 All must give the same X; last line `ratio: N.NN` (naive / cached). The OS file cache is warm for
@@ -26,7 +26,8 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "src"))
 
-from signtrain import cache, cachefolder, config, data, synth  # noqa: E402
+from signtrain import config  # noqa: E402
+from signtrain.data import cache, cachefolder, dataset as data, synth
 
 
 def naive_load(data_dir, actions, sequence_length=config.SEQUENCE_LENGTH):
@@ -60,7 +61,7 @@ def main():
         data_dir = args.data
         if data_dir is None:
             data_dir = synth.write_mp_data(os.path.join(work, "MP_Data"), sequences=3 if args.quick else args.sequences)
-            # Folders changed in the last seconds are read but not cached (signtrain.cache.RACY_SECONDS).
+            # Folders changed in the last seconds are read but not cached (signtrain.data.cache.RACY_SECONDS).
             time.sleep(cache.RACY_SECONDS + 0.5)
         actions = data.resolve_actions(data_dir)
         cache_path = os.path.join(data_dir, cachefolder.CACHE_DIR)

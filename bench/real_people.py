@@ -29,7 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from real_signers import quietly, realdata_parser, run_all  # noqa: E402
-from signtrain import data, evaluate  # noqa: E402
+from signtrain.data import dataset as data  # noqa: E402
+from signtrain.data import names, recordings as recordings_lib  # noqa: E402
 from signtrain.config import DEFAULT_SEED, RECIPES  # noqa: E402
 
 FOUR_SIGNS = ("hello", "no", "thanks", "yes")
@@ -62,7 +63,7 @@ def short(name):
 def write_recording(realdata, name, signs, out_dir):
     """One signer's sequences of the given signs as an MP_Data tree, folders named by the sign."""
     recording = dict(np.load(os.path.join(realdata, f"{name}.npz")))
-    keys = [evaluate.name_key(action) for action in recording["actions_raw"]]
+    keys = [names.name_key(action) for action in recording["actions_raw"]]
     rows = [row for row, label in enumerate(recording["y"]) if signs is None or keys[label] in signs]
     return data.write_tree(out_dir, recording["X"][rows], [keys[recording["y"][row]] for row in rows],
                            [str(index) for index in range(len(rows))])
@@ -70,8 +71,8 @@ def write_recording(realdata, name, signs, out_dir):
 
 def run_task(task):
     """One task in its own temporary folder: ("loo", signs, held-out, trained-on, ...) or ("kfold", ...)."""
-    from signtrain.crossval import cross_validate
-    from signtrain.train import TrainSettings, train
+    from signtrain.training.crossval import cross_validate
+    from signtrain.training.train import TrainSettings, train
 
     kind, config, signs, held_out, trained_on, realdata, epochs, folds, seed = task
     # The configuration's own epochs (--recipe people: 60) capped by --epochs (--quick: 2).
@@ -99,9 +100,9 @@ def run_task(task):
 def held_out_probabilities(run_dir, actions, test):
     """The shipped model's probabilities on the held-out recording and its labels in the model's
     order: the seeds' models of one configuration averaged make its ensemble row."""
-    from signtrain import model as model_lib
+    from signtrain.model import network as model_lib
 
-    recording = evaluate.load_recording(actions, test)
+    recording = recordings_lib.load_recording(actions, test)
     dataset, matched = recording["dataset"], recording["matched"]
     y_true = np.array([actions.index(matched[dataset.actions[label]]) for label in dataset.y])
     shipped = model_lib.load_model(os.path.join(run_dir, "action_model.h5"))
@@ -211,7 +212,7 @@ def verdicts(means, kfold):
 
 
 def report(results, tasks, parts, configs, curve_configs, seeds, args, seconds):
-    from signtrain.train import versions
+    from signtrain.training.train import versions
 
     print(f"\n# People the model never saw ({datetime.date.today()})\n")
     print(f"versions: {json.dumps({k: v for k, v in versions().items() if k != 'platform'})}; epochs {args.epochs}, "

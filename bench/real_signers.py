@@ -28,10 +28,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "src"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from signtrain import data, evaluate  # noqa: E402
+from signtrain.data import dataset as data  # noqa: E402
+from signtrain.data import names  # noqa: E402
 from signtrain.config import DEFAULT_SEED  # noqa: E402
-from signtrain.crossval import cross_validate  # noqa: E402
-from signtrain.train import TrainSettings, train, versions  # noqa: E402
+from signtrain.training.crossval import cross_validate  # noqa: E402
+from signtrain.training.train import TrainSettings, train, versions  # noqa: E402
 
 SIGNERS = ("ismokedata_6signs.npz", "mokshavs03_5signs.npz", "akadeepanshu_6signs.npz")
 SHARED_SIGNS = ("hello", "no", "thanks", "yes")
@@ -49,7 +50,7 @@ def write_signers(realdata, names, out_dir):
     X_all, actions_all, sequence_names = [], [], []
     for name in names:
         recording = dict(np.load(os.path.join(realdata, name)))  # each array read once, not per row
-        keys = [evaluate.name_key(a) for a in recording["actions_raw"]]
+        keys = [names.name_key(a) for a in recording["actions_raw"]]
         for row, label in enumerate(recording["y"]):
             if keys[label] in SHARED_SIGNS:
                 X_all.append(recording["X"][row])

@@ -22,7 +22,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "src"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from signtrain import cli, data  # noqa: E402
+from signtrain import cli  # noqa: E402
+from signtrain.data import dataset as data
 
 
 def unpack(npz_path, out_dir):

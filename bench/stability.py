@@ -1,5 +1,5 @@
 """Is a training good every time, not on a lucky seed? The spec's recipe with and without exact
-BatchNorm statistics (signtrain.precise_bn), over several seeds, on three data sets.
+BatchNorm statistics (signtrain.training.precise_bn), over several seeds, on three data sets.
 
     python bench/stability.py [--seeds 42,1,2,3,4,5] [--jobs 2] [--quick]
 
@@ -29,8 +29,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from real_signers import quietly, realdata_parser, run_all, write_signers  # noqa: E402
 from realdata_runs import unpack  # noqa: E402
-from signtrain import diagnose, synth  # noqa: E402
-from signtrain.train import TrainSettings, train, versions  # noqa: E402
+from signtrain.report import diagnose  # noqa: E402
+from signtrain.data import synth
+from signtrain.training.train import TrainSettings, train, versions  # noqa: E402
 
 # "cross-signer": trained on ismokedata + mokshavs03, scored on akadeepanshu (the issue's cell); the
 # other two held-out signers are there to check a finding on that cell.

@@ -66,7 +66,7 @@ def main():
     if args.quick:
         args.sequences, args.epochs = 10, 1
 
-    from signtrain import synth
+    from signtrain.data import synth
 
     with tempfile.TemporaryDirectory() as work:
         started = time.perf_counter()

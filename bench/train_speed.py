@@ -10,7 +10,13 @@ signer, 10 signs x 30 sequences, spec shape), the same 90/10 split, batch 16, va
 - public: the fastest setup public Keras documentation gives for this loop: float32 tf.data,
   cached, shuffled every epoch, prefetched, compile(steps_per_execution=16); Keras' own LSTM loop,
   the same validation rows given explicitly (jit_compile=True was slower here: 1.17 s/epoch);
-- signtrain: what `signtrain train` runs on a CPU (signtrain.fast).
+- signtrain: the training step `signtrain train` runs on a CPU (signtrain.training.fast), alone
+  (--no-precise-bn, no files written);
+- whole run: what a default `signtrain train` spends per epoch around that step: the exact BatchNorm
+  statistics before each validation (one compiled pass with the fast path's kernels), the batch
+  order drawn anew each epoch, validation, the checkpoint, CSV and TensorBoard writes;
+- whole run, Keras pass: the same with the statistics computed through Keras' own layers (before
+  issue 29).
 For each seed (initial weights, shuffling, dropout; the split stays the spec's) the three run one
 after the other, so that load on the machine hits them alike. Keras on the JAX backend is a
 process of its own (KERAS_BACKEND is read at import); it is run when jax is installed. Prints each run's median seconds per
@@ -18,7 +24,8 @@ epoch (the first epoch, which traces the graph, left out), epochs, best validati
 accuracy (inference mode); then the median over the runs, the mean accuracies with their spread
 over seeds (they must agree within that spread), how far the fast path is from the machine's fp32
 matrix-product rate, `ratio over public: N.NN` (public / signtrain), and last `ratio: N.NN`
-(naive / signtrain median seconds per epoch).
+(naive / signtrain median seconds per epoch). Each ratio is the median over seeds of the paired
+per-seed ratios, with their range; `whole run over step: N.NN` compares the whole run with the step.
 --quick (CI) runs 3 epochs of a small set only to prove the script works: its numbers mean nothing.
 """
 
@@ -33,10 +40,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "src"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from signtrain import config, data, synth  # noqa: E402
-from signtrain import model as model_lib  # noqa: E402
-from signtrain import fitting  # noqa: E402
-from signtrain.train import TrainSettings, versions  # noqa: E402
+from signtrain import config  # noqa: E402
+from signtrain.data import dataset as data, synth
+from signtrain.model import network as model_lib  # noqa: E402
+from signtrain.training import fitting  # noqa: E402
+from signtrain.training.train import TrainSettings, versions  # noqa: E402
 
 
 def training_flops_per_sample(sequence_length, num_features, num_actions):
@@ -113,6 +121,8 @@ def run(label, X_train, y_train, X_test, y_test, epochs, patience, seed):
 
     callbacks = [Timer(), keras.callbacks.EarlyStopping(monitor=config.MONITOR, patience=patience,
                                                         restore_best_weights=True)]
+    if label.startswith("whole run"):
+        return whole_run(label, net, X_train, y_train, X_test, y_test, epochs, seed, callbacks, seconds)
     # The training loop itself, against the naive script's: both the plain recipe (exact BatchNorm
     # statistics cost one inference pass an epoch; bench/stability.py's seconds include it).
     settings = TrainSettings(data="unused", epochs=epochs, fast=True, precise_bn=False)
@@ -125,9 +135,41 @@ def run(label, X_train, y_train, X_test, y_test, epochs, patience, seed):
         history = net.fit(X_train.astype(np.float64), y_train, validation_split=config.VALIDATION_SPLIT,
                           batch_size=config.DEFAULT_BATCH_SIZE, epochs=epochs, callbacks=callbacks,
                           verbose=0).history
+    return report(label, net, history, X_test, y_test, seed, seconds)
+
+
+def whole_run(label, net, X_train, y_train, X_test, y_test, epochs, seed, callbacks, seconds):
+    """A default run's fit: exact statistics, a new batch order each epoch, the run's own callbacks
+    (checkpoint, CSV, TensorBoard) writing into a temporary folder."""
+    import tempfile
+    from unittest import mock
+
+    from tensorflow import keras
+
+    from signtrain.training import precise_bn
+
+    settings = TrainSettings(data="unused", epochs=epochs, fast=True)  # every default: precise_bn, reshuffle
+    keras_pass = mock.patch.object(precise_bn, "_one_pass_fits", lambda model: False) if "Keras" in label else None
+    with tempfile.TemporaryDirectory() as folder:
+        run_callbacks = fitting.callbacks(keras, lambda name: os.path.join(folder, name), settings, None)
+        if keras_pass:
+            keras_pass.start()
+        try:
+            history = fitting.fit(net, fitting.plan_fit(settings, X_train, y_train, seed), epochs=epochs,
+                                  callbacks=[*run_callbacks, callbacks[0]], verbose=0).history  # timer last: the writes count
+        finally:
+            if keras_pass:
+                keras_pass.stop()
+    return report(label, net, history, X_test, y_test, seed, seconds)
+
+
+def report(label, net, history, X_test, y_test, seed, seconds):
+    """Print and return one run's (median s/epoch without the first, best validation, test accuracy)."""
+    from tensorflow import keras
+
     test_accuracy = float(np.mean(net.predict(X_test, verbose=0).argmax(axis=1) == y_test))
     per_epoch = float(np.median(seconds[1:] if len(seconds) > 1 else seconds))
-    print(f"seed {seed:>3} {label:>9}: {per_epoch:.3f} s/epoch (first epoch {seconds[0]:.1f} s), {len(seconds)} epochs, "
+    print(f"seed {seed:>3} {label:>20}: {per_epoch:.3f} s/epoch (first epoch {seconds[0]:.1f} s), {len(seconds)} epochs, "
           f"{sum(seconds):.0f} s; best val accuracy {max(history[config.MONITOR]):.1%}, "
           f"test accuracy {test_accuracy:.1%}", flush=True)
     keras.backend.clear_session()
@@ -188,17 +230,18 @@ def main():
           f"{versions()['tensorflow']} on {os.cpu_count()} CPUs")
     if args.jax_child:
         return jax_child(args, X_train, y_train, X_test, y_test, seeds)
-    results = {"naive": [], "public": [], "signtrain": []}
+    results = {"naive": [], "public": [], "signtrain": [], "whole run": [], "whole run, Keras pass": []}
     for seed in seeds:
         for label in results:
             results[label].append(run(label, X_train, y_train, X_test, y_test, args.epochs, config.DEFAULT_PATIENCE,
                                       seed))
     for label, runs in results.items():
         seconds, validation, test = (np.array(column) for column in zip(*runs))
-        print(f"{label:>9} over {len(runs)} seeds: median {np.median(seconds):.3f} s/epoch; best val accuracy "
+        print(f"{label:>21} over {len(runs)} seeds: median {np.median(seconds):.3f} s/epoch; best val accuracy "
               f"{validation.mean():.1%} (sd {validation.std():.1%}), test accuracy {test.mean():.1%} "
               f"(sd {test.std():.1%})")
-    naive, public, ours = (float(np.median([run[0] for run in results[label]])) for label in results)
+    per_seed = {label: np.array([run[0] for run in runs]) for label, runs in results.items()}
+    naive, public, ours = (float(np.median(per_seed[label])) for label in ("naive", "public", "signtrain"))
     jax_seconds = jax_backend(args)
 
     forward, backward = training_flops_per_sample(X.shape[1], X.shape[2], num_actions)
@@ -210,9 +253,19 @@ def main():
           f"per epoch {epoch_flops / 1e9:.1f} G; fp32 matmul rate {rate / 1e9:.0f} GFLOP/s -> floor "
           f"{floor:.3f} s/epoch: naive is {naive / floor:.1f}x above it, signtrain {ours / floor:.1f}x")
     if jax_seconds:
-        print(f"ratio over Keras on JAX: {jax_seconds / ours:.2f}")
-    print(f"ratio over public: {public / ours:.2f}")
-    print(f"ratio: {naive / ours:.2f}")
+        print(f"ratio over Keras on JAX: {jax_seconds / ours:.2f} (its median over seeds against signtrain's)")
+    step = per_seed["signtrain"]
+    print(f"whole run, Keras pass over step: {paired(per_seed['whole run, Keras pass'], step)}")
+    print(f"whole run over step: {paired(per_seed['whole run'], step)}")
+    print(f"ratio over public: {paired(per_seed['public'], step)}")
+    print(f"ratio: {paired(per_seed['naive'], step)}")
+
+
+def paired(slower, faster):
+    """'N.NN (range A-B over K paired seeds)': the median of the per-seed ratios, and their range."""
+    ratios = np.asarray(slower) / np.asarray(faster)
+    spread = f" (range {ratios.min():.2f}-{ratios.max():.2f} over {len(ratios)} paired seeds)" if len(ratios) > 1 else ""
+    return f"{np.median(ratios):.2f}{spread}"
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from signtrain import cli, data, synth
+from signtrain import cli
+from signtrain.data import dataset as data, synth
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

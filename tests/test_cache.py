@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from signtrain import cache, cachefolder, data, synth
+from signtrain.data import cache, cachefolder, dataset as data, synth
 
 ACTIONS = ["Hello", "Yes", "No"]
 

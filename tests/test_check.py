@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import write_sequence
-from signtrain import cli, config, files, synth
+from signtrain import cli, config, files
+from signtrain.data import synth
 
 MARKER = "unpickled.txt"
 
@@ -297,7 +298,7 @@ def test_unwritable_or_full_output_is_refused_before_training(tree, tmp_path, ca
     assert code == 2 and "cannot write the run folder" in text and "--out" in text
     assert "Epoch 1" not in text
 
-    from signtrain import runfolder
+    from signtrain.training import runfolder
 
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(runfolder.shutil, "disk_usage", lambda path: usage._replace(free=10 * 2**20))
@@ -308,7 +309,7 @@ def test_unwritable_or_full_output_is_refused_before_training(tree, tmp_path, ca
 def test_the_summary_is_the_same_in_any_chunk_size_and_streamed(tree, monkeypatch, capsys):
     """check reads the frames in chunks of rows (train --stream maps data bigger than memory):
     the numbers are those of one pass over all frames, whatever the chunk size."""
-    from signtrain import check, data
+    from signtrain.data import check, dataset as data
 
     for sequence in range(10):  # no left hand in any frame of Yes: its share is exactly 1
         folder = tree / "Yes" / str(sequence)

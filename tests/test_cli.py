@@ -71,7 +71,7 @@ def test_args_yaml_records_every_setting(short_run):
     assert args["batch_size"] == 16 and args["seed"] == 7 and args["validation_split"] == 0.15
     assert args["actions"] == list(config.SPEC_ACTIONS) and args["num_features"] == 1662
     assert "tensorflow" in args["versions"]
-    from signtrain import fast
+    from signtrain.training import fast
 
     # The fast CPU step is the default without a GPU, and recorded as such.
     assert args["fast"] is fast.available() and args["strategy"] == "none"
@@ -81,7 +81,7 @@ def test_shipped_model_reloads_with_the_same_predictions(short_run):
     import tensorflow as tf
     from tensorflow import keras
 
-    from signtrain import data
+    from signtrain.data import dataset as data
 
     _, run_dir, data_dir = short_run
     assert np.load(os.path.join(run_dir, "actions.npy")).tolist() == list(config.SPEC_ACTIONS)

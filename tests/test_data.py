@@ -5,7 +5,8 @@ import pytest
 from sklearn.model_selection import train_test_split
 
 from conftest import write_sequence
-from signtrain import config, data
+from signtrain import config
+from signtrain.data import dataset as data
 
 
 def marked_frame(label, sequence, frame_index):

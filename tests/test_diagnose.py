@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from signtrain import check, data, diagnose, synth
+from signtrain.data import check, dataset as data, synth
+from signtrain.report import diagnose
 
 ACTIONS = ["Hello", "Thank_You", "Help", "Yes", "No", "Please", "Sorry", "I_Love_You", "Stop", "More"]
 

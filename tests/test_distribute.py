@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
-from signtrain import data, distribute, precise_bn, synth
-from signtrain import model as model_lib
+from signtrain.data import dataset as data, synth
+from signtrain.model import network as model_lib
+from signtrain.training import distribute, precise_bn
 
 
 def _train(tmp_path, name, data_dir, *flags, logical_cpus=None):
@@ -49,14 +50,14 @@ def test_mirrored_on_two_cpu_devices_trains_as_one_device_with_exact_statistics(
         assert (tmp_path / "mirrored" / name).exists()
     assert mirrored["n_train"] == single["n_train"] and mirrored["n_test"] == single["n_test"]
     assert mirrored["epochs_run"] == single["epochs_run"] == 20
-    # Same data, split, initial weights and batch order (signtrain.batches.epoch_batches on both); only
+    # Same data, split, initial weights and batch order (signtrain.training.batches.epoch_batches on both); only
     # the batch statistics differ (per replica of 16, against 32), so the first epoch agrees closely
     # and the runs then drift apart as training is chaotic.
     assert abs(mirrored["first_train_loss"] - single["first_train_loss"]) < 0.05 * single["first_train_loss"]
     for run in (mirrored, single):  # both learned
         assert run["final_train_loss"] < 0.5 * run["first_train_loss"]
     # Exact BatchNorm statistics under the strategy: the kept model holds those of its own weights
-    # over the training rows (as signtrain.precise_bn computes them), not Keras' moving averages.
+    # over the training rows (as signtrain.training.precise_bn computes them), not Keras' moving averages.
     assert mirrored["precise_bn"] is True
     dataset = data.load_dataset(str(data_dir))
     train_idx, _ = data.split_indices(dataset.y, seed=mirrored_args["seed"])

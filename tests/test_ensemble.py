@@ -8,8 +8,10 @@ import os
 import numpy as np
 import pytest
 
-from signtrain import cli, ensemble, h5compat, synth
-from signtrain import model as model_lib
+from signtrain import cli
+from signtrain.data import synth
+from signtrain.model import ensemble, network as model_lib
+from signtrain.export import h5compat
 
 
 def test_combine_averages_the_members_softmax_outputs(tmp_path):
@@ -69,7 +71,7 @@ def test_ensemble_with_a_strategy_is_refused_naming_both_flags(tmp_path, capsys)
 
 
 def test_an_interrupted_ensemble_is_removed_and_says_it_cannot_be_resumed(tmp_path, capsys, monkeypatch):
-    from signtrain import train as train_lib
+    from signtrain.training import train as train_lib
 
     data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=["Hello", "Yes"], sequences=8, seed=4)
     fits, real_fit = [], train_lib.fit_run

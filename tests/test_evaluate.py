@@ -7,21 +7,23 @@ import shutil
 import numpy as np
 import pytest
 
-from signtrain import cli, config, data, evaluate, synth
+from signtrain import cli, config
+from signtrain.data import dataset as data, names, synth
+from signtrain.report import evaluate
 
 
 def test_names_match_loosely_and_by_alias():
     model_actions = ["Hello", "Thank_You", "I_Love_You", "No"]
-    matched = evaluate.match_actions(model_actions, ["hello", "thank you", "iloveyou", "goodbye", "NO"])
+    matched = names.match_actions(model_actions, ["hello", "thank you", "iloveyou", "goodbye", "NO"])
     assert matched == {"hello": "Hello", "thank you": "Thank_You", "iloveyou": "I_Love_You", "NO": "No"}
-    assert evaluate.match_actions(model_actions, ["thanks"]) == {}
-    aliases = evaluate.parse_aliases("thanks=thank_you")
-    assert evaluate.match_actions(model_actions, ["thanks"], aliases) == {"thanks": "Thank_You"}
-    assert evaluate.match_actions(model_actions, ["thanks"], [["Thank_You", "thanks"]]) == {"thanks": "Thank_You"}
+    assert names.match_actions(model_actions, ["thanks"]) == {}
+    aliases = names.parse_aliases("thanks=thank_you")
+    assert names.match_actions(model_actions, ["thanks"], aliases) == {"thanks": "Thank_You"}
+    assert names.match_actions(model_actions, ["thanks"], [["Thank_You", "thanks"]]) == {"thanks": "Thank_You"}
     with pytest.raises(ValueError, match="both match the sign 'Hello'"):
-        evaluate.match_actions(model_actions, ["hello", "HELLO"])
+        names.match_actions(model_actions, ["hello", "HELLO"])
     with pytest.raises(ValueError, match="--alias takes name=name pairs"):
-        evaluate.parse_aliases("thanks")
+        names.parse_aliases("thanks")
 
 
 @pytest.fixture
@@ -88,8 +90,7 @@ def test_train_with_test_data_and_cross_validation(tmp_path, capsys):
 def test_each_fold_validates_on_every_sign_not_the_last_ones(tmp_path, monkeypatch):
     """KFold gives training rows in file order (sign by sign): validation_split's last 15% of them
     would be the last sign only. cross_validate shuffles them first, as train_test_split does."""
-    from signtrain import crossval, fitting
-    from signtrain import train as train_lib
+    from signtrain.training import crossval, fitting, train as train_lib
 
     data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=["Hello", "Yes", "Please"], sequences=10, seed=3)
     validated = []

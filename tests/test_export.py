@@ -12,7 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-from signtrain import cli, config, export, formats, h5compat, infer, synth
+from signtrain import cli, config
+from signtrain.data import synth
+from signtrain.export import convert as export, formats, h5compat, infer
 
 FORMATS = ["onnx", "tflite", "savedmodel"]
 # Float32 reorderings give ~1e-7 with Keras' moving averages and up to ~1.3e-5 with exact BatchNorm
@@ -143,7 +145,7 @@ def test_export_keeps_what_is_there_and_refuses_bad_input(exported_run, tmp_path
 
 def test_an_export_that_disagrees_is_removed(short_run, tmp_path, monkeypatch):
     _, run_dir, _ = short_run
-    from signtrain import model as model_lib
+    from signtrain.model import network as model_lib
 
     net = model_lib.load_model(os.path.join(run_dir, config.MODEL_FILE))
     X = np.random.default_rng(0).random((3, config.SEQUENCE_LENGTH, config.NUM_FEATURES), dtype=np.float32)
@@ -211,7 +213,7 @@ def test_train_normalize_exports_and_loads_in_keras2(tmp_path):
 
 
 def _model_and_builder(**kind):
-    from signtrain import model as model_lib
+    from signtrain.model import network as model_lib
 
     return model_lib.build_model(4, **kind), functools.partial(model_lib.build_model, 4, **kind)
 
@@ -294,7 +296,7 @@ def test_a_model_keras2_cannot_match_keeps_the_keras3_file(tmp_path, monkeypatch
 
 def test_an_export_with_nan_outputs_is_refused(short_run, tmp_path, monkeypatch):
     _, run_dir, _ = short_run
-    from signtrain import model as model_lib
+    from signtrain.model import network as model_lib
 
     net = model_lib.load_model(os.path.join(run_dir, config.MODEL_FILE))
     X = np.random.default_rng(0).random((3, config.SEQUENCE_LENGTH, config.NUM_FEATURES), dtype=np.float32)

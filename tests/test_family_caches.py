@@ -13,7 +13,8 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from signtrain import cache, cachefolder, config, data, synth
+from signtrain import config
+from signtrain.data import cache, cachefolder, dataset as data, synth
 from families import JSON_VALUES, family_settings, fresh_copy, unlinked, with_examples
 from test_hostile import snapshot
 

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from signtrain import cache, config, data, synth
+from signtrain import config
+from signtrain.data import cache, dataset as data, synth
 from families import family_settings, fresh_copy, unlinked, with_examples
 from test_hostile import run, snapshot
 

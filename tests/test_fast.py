@@ -5,10 +5,10 @@ import pytest
 import tensorflow as tf
 from tensorflow import keras
 
-from signtrain import batches, data, fast, synth
-from signtrain import model as model_lib
-from signtrain import fitting
-from signtrain.train import TrainSettings
+from signtrain.data import dataset as data, synth
+from signtrain.model import network as model_lib
+from signtrain.training import batches, fast, fitting
+from signtrain.training.train import TrainSettings
 
 
 @pytest.mark.parametrize("needs_input_gradient", [True, False])  # BlockLSTMV2 forward / the unrolled loop
@@ -21,7 +21,7 @@ def test_lstm_output_and_gradients_equal_keras(return_sequences, needs_input_gra
     # A non-trivial bias (Keras starts it at 0, forget gate 1): every gate's gradient is exercised.
     layer.cell.bias.assign(rng.normal(size=32).astype(np.float32))
     weights = rng.normal(size=(3, 5, 8) if return_sequences else (3, 8)).astype(np.float32)
-    lstm = fast._lstm_forward_backward(tf, 8, return_sequences, needs_input_gradient=needs_input_gradient)
+    lstm = fast.lstm_function(tf, 8, return_sequences, needs_input_gradient=needs_input_gradient)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
         expected = layer(x, training=True)
@@ -196,7 +196,7 @@ def test_a_keras_without_the_internals_falls_back_to_its_own_loop_with_one_warni
     assert fast.missing_private_api() == ["Adam._renamed_in_a_new_keras"]
     with pytest.warns(UserWarning, match=r"Keras internals .*Adam\._renamed_in_a_new_keras.*Keras' own loop"):
         assert fast.available() is False
-    from signtrain.settings import resolved
+    from signtrain.training.settings import resolved
 
     with pytest.warns(UserWarning):
         assert resolved(TrainSettings(data="unused")).fast is False

@@ -8,8 +8,10 @@ import pytest
 import yaml
 
 from conftest import realdata_file
-from signtrain import cli, config, features, formats, preprocess, synth
-from signtrain import model as model_lib
+from signtrain import cli, config
+from signtrain.data import synth
+from signtrain.model import features, network as model_lib, preprocess
+from signtrain.export import formats
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +122,7 @@ def test_the_spec_layers_follow_unchanged_and_raw_stays_the_default():
 def test_a_relative_augmented_run_ships_a_model_for_raw_frames_in_every_format(tmp_path):
     from test_export import TOLERANCE, keras2_predict, keras3_predict
 
-    from signtrain import export, infer
+    from signtrain.export import convert as export, infer
 
     data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=["Hello", "Yes", "No"], sequences=10, seed=5)
     run_dir = str(tmp_path / "run")

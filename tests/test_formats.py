@@ -1,10 +1,11 @@
-"""One table of model formats (signtrain.formats): a new entry is all the CLI, the checks and the
+"""One table of model formats (signtrain.export.formats): a new entry is all the CLI, the checks and the
 runners need to know of a format."""
 
 import numpy as np
 import pytest
 
-from signtrain import cli, config, export, formats, infer
+from signtrain import cli, config
+from signtrain.export import convert as export, formats, infer
 
 
 def test_the_table_names_every_format_and_its_file():

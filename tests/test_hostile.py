@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import write_sequence
-from signtrain import cli, config, synth
+from signtrain import cli, config
+from signtrain.data import synth
 
 
 def snapshot(root):
@@ -159,7 +160,8 @@ def test_evaluate_refuses_frames_of_another_width_naming_both(short_run, capsys,
 
 
 def test_a_read_only_run_folder_is_refused_before_converting_or_scoring(short_run, capsys, tmp_path, monkeypatch):
-    from signtrain import export, files
+    from signtrain import files
+    from signtrain.export import convert as export
 
     _, run_dir, data_dir = short_run
     copy = _copy_run(run_dir, tmp_path)
@@ -179,7 +181,7 @@ def test_a_read_only_run_folder_is_refused_before_converting_or_scoring(short_ru
 
 
 def test_two_runs_cannot_claim_the_same_out_folder(tmp_path):
-    from signtrain.runfolder import CLAIM_FILE, prepare_run_dir, release
+    from signtrain.training.runfolder import CLAIM_FILE, prepare_run_dir, release
 
     out = str(tmp_path / "shared_out")
     first = prepare_run_dir(out)
@@ -192,7 +194,7 @@ def test_two_runs_cannot_claim_the_same_out_folder(tmp_path):
 
 def test_ctrl_c_before_the_first_epoch_leaves_no_folder_that_blocks_the_same_out(small_data, tmp_path, monkeypatch,
                                                                                   capsys):
-    from signtrain import fitting
+    from signtrain.training import fitting
 
     data_dir, before = small_data
     out = str(tmp_path / "run")
@@ -213,7 +215,7 @@ def _failing_at_epoch(monkeypatch, error, epoch=2):
     """Make every training run raise `error` at the end of `epoch` (after its checkpoint)."""
     from tensorflow import keras
 
-    from signtrain import fitting
+    from signtrain.training import fitting
 
     real_callbacks = fitting.callbacks
 
@@ -269,7 +271,7 @@ def test_resume_keeps_the_split_it_started_with_and_refuses_new_flags(small_data
     assert code == 130 and "--resume" in output
     split = yaml.safe_load(open(os.path.join(out, config.ARGS_FILE)))["split"]
     assert len(split["test"]) == 3 and len(split["train"]) == 27 and not set(split["test"]) & set(split["train"])
-    for flags in (["--epochs", "5"], ["--data", data_dir], ["--seed", "3"], ["--no-precise-bn"]):
+    for flags in (["--epochs", "5"], ["--seed", "3"], ["--no-precise-bn"]):  # --data: where moved recordings are now
         code, output = run(capsys, "train", "--resume", out, *flags)
         assert code == 2 and f"would change them. Drop {flags[0]}" in output
     for take in range(10, 16):  # new takes recorded after the run started
@@ -319,7 +321,7 @@ def test_a_run_stopped_while_writing_its_files_is_finished_by_resume(small_data,
 
 @pytest.mark.parametrize("wrong", ["another width", "a NaN row", "all zeros"])
 def test_a_cache_holding_other_arrays_is_never_believed_over_the_frames(small_data, wrong, capsys):
-    from signtrain import cachefolder, data
+    from signtrain.data import cachefolder, dataset as data
 
     data_dir, _ = small_data
     truth = data.load_dataset(data_dir)  # writes the cache
@@ -370,7 +372,8 @@ def test_ctrl_c_while_the_files_are_written_says_how_to_finish_and_resume_does(s
     a resumable folder; and Ctrl-C before the fit leaves no folder that blocks the same --out."""
     import json
 
-    from signtrain import export, train as train_module
+    from signtrain.export import convert as export
+    from signtrain.training import train as train_module
 
     data_dir, before = small_data
     out = str(tmp_path / "run")

@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from signtrain import cli, config, export
-from signtrain import model as model_lib
+from signtrain import cli, config
+from signtrain.model import network as model_lib
+from signtrain.export import convert as export
 
 
 def test_predict_skips_a_take_of_huge_values_and_never_prints_nan(short_run, tmp_path, capsys):
@@ -42,3 +43,25 @@ def test_predict_with_a_model_of_nan_weights_shows_no_probability(short_run, tmp
     assert cli.main(["predict", "--model", str(damaged), "--data", str(tmp_path / "take.npy")]) == 0
     out = capsys.readouterr().out
     assert "take.npy: skipped" in out and "the model is damaged" in out and "nan%" not in out
+
+
+def test_the_front_ends_give_finite_outputs_for_every_finite_input():
+    """The live app feeds whatever MediaPipe (or a bug) hands it: values up to float32's largest, on
+    any subset of the 1662 positions, in frames with parts missing. The divisions of --normalize and
+    --features relative (UnitNormalization) must never turn them into inf or NaN."""
+    import pytest
+
+    from signtrain.data import synth
+
+    X, _ = synth.synth_arrays(["Hello", "Yes"], 2, seed=1)
+    rng = np.random.default_rng(0)
+    batch = X[np.arange(120) % len(X)].astype(np.float32)
+    for take in batch:
+        positions = rng.choice(config.NUM_FEATURES, rng.integers(1, config.NUM_FEATURES), replace=False)
+        magnitude = np.minimum(10.0 ** rng.uniform(0, 38.5, len(positions)), np.finfo(np.float32).max)
+        take[:, positions] = rng.choice([-1.0, 1.0], len(positions)) * magnitude
+        take[rng.integers(0, config.SEQUENCE_LENGTH)] = 0  # a frame where MediaPipe saw nothing
+    assert np.isfinite(batch).all() and np.abs(batch).max() > 1e38
+    for kind in ({"features": "relative"}, {"normalize": True}):
+        front_end = model_lib.build_model(2, **kind)
+        assert np.isfinite(front_end.predict(batch, verbose=0)).all(), kind

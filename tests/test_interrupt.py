@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from signtrain import synth
+from signtrain.data import synth
 
 
 def epochs_logged(run_dir):
@@ -95,14 +95,24 @@ def test_sigterm_stops_like_ctrl_c_and_says_how_to_resume(tmp_path):
     assert sorted(os.listdir(os.path.join(data_dir, "Hello"))) == before
 
 
+@pytest.fixture(autouse=True)
+def _python_handles_ctrl_c():
+    """Ctrl-C as an interactive Python has it: a test suite started in the background (`make test &`,
+    nohup, some CI runners) inherits SIGINT ignored, and Python then leaves it ignored."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def _fit_with_signals(on_begin):
     """fitting.fit on a small set (3 batches an epoch) with a callback that may send signals; the
     batch hooks seen, in order."""
     from tensorflow import keras
 
-    from signtrain import data, fitting
-    from signtrain import model as model_lib
-    from signtrain.settings import TrainSettings
+    from signtrain.data import dataset as data
+    from signtrain.model import network as model_lib
+    from signtrain.training import fitting
+    from signtrain.training.settings import TrainSettings
 
     X, y = synth.synth_arrays(actions=["Hello", "Yes"], sequences=20, seed=1)
     keras.utils.set_random_seed(0)
@@ -150,9 +160,10 @@ def test_a_resumed_run_counts_patience_from_where_it_stopped(tmp_path):
     count would train on."""
     from tensorflow import keras
 
-    from signtrain import config, fitting
-    from signtrain import model as model_lib
-    from signtrain.settings import TrainSettings
+    from signtrain import config
+    from signtrain.model import network as model_lib
+    from signtrain.training import fitting
+    from signtrain.training.settings import TrainSettings
 
     run_dir = str(tmp_path)
     net = model_lib.compile_model(model_lib.build_model(2))

@@ -1,4 +1,4 @@
-from signtrain import model as model_lib
+from signtrain.model import network as model_lib
 
 
 def test_architecture_is_the_spec_layer_by_layer():

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from signtrain import config, data, synth
-from signtrain import model as model_lib
+from signtrain import config
+from signtrain.data import dataset as data, synth
+from signtrain.model import network as model_lib
 
 sys.path.insert(0, os.path.join(REPO, "ml"))
 import build_notebook  # noqa: E402
@@ -203,9 +204,9 @@ def statistics_off_by(model, X):
 def test_notebook_and_package_compute_the_same_batchnorm_statistics(executed):
     """The notebook's PreciseBatchNorm callback ran before each validation: the checkpoint it kept
     holds the exact statistics of its own weights over the training rows (float32 sums, within
-    their rounding bound), and signtrain.precise_bn computes the same statistics for those weights
+    their rounding bound), and signtrain.training.precise_bn computes the same statistics for those weights
     and rows (float64 sums). Statistics over other rows are told apart."""
-    from signtrain import precise_bn
+    from signtrain.training import precise_bn
 
     root, _, outputs = executed
     state = np.load(root / "state.npz")
@@ -266,10 +267,10 @@ def test_the_notebook_runs_on_colabs_versions_and_reports_what_it_ships(executed
 
 
 def test_notebook_and_package_draw_the_same_batch_orders():
-    """Cell 7's per-epoch order is the package's (signtrain.batches.epoch_batches) for the same rows and seed."""
+    """Cell 7's per-epoch order is the package's (signtrain.training.batches.epoch_batches) for the same rows and seed."""
     import tensorflow as tf
 
-    from signtrain import batches
+    from signtrain.training import batches
 
     source = code_cells(nbformat.read(NOTEBOOK, as_version=4))[6].source
     line = next(line.strip() for line in source.splitlines() if line.strip().startswith("order = "))
@@ -294,7 +295,7 @@ def test_the_notebooks_relative_front_end_computes_the_packages_numbers():
     from tensorflow import keras
 
     from conftest import realdata_file
-    from signtrain import features
+    from signtrain.model import features
 
     frames = np.concatenate([np.load(realdata_file(name))["X"][::11][:15]
                              for name in ("akadeepanshu_6signs.npz", "ismokedata_6signs.npz")]).astype(np.float32)
@@ -383,10 +384,10 @@ def test_the_notebooks_fit_and_early_stopping_arguments_are_configs(monkeypatch)
 
 
 def test_the_notebooks_hand_dropout_is_the_packages():
-    """Cell 7's drop_hands zeroes exactly what signtrain.hand_dropout.drop_hands zeroes for a seed."""
+    """Cell 7's drop_hands zeroes exactly what signtrain.training.hand_dropout.drop_hands zeroes for a seed."""
     import tensorflow as tf
 
-    from signtrain import hand_dropout
+    from signtrain.training import hand_dropout
 
     source = code_cells(nbformat.read(NOTEBOOK, as_version=4))[6].source
     [function] = [node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef) and node.name == "drop_hands"]

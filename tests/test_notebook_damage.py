@@ -1,4 +1,4 @@
-"""The notebook's data-loading cell and signtrain.data.load_dataset on the same damaged trees (issue 17 §4).
+"""The notebook's data-loading cell and signtrain.data.dataset.load_dataset on the same damaged trees (issue 17 §4).
 
 Each case damages a small MP_Data tree the way tests/test_check.py does (and test_data's archive and
 float32-overflow cases), runs the committed notebook's configuration and loading cells on it (the code
@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from conftest import unpack_realdata, write_sequence
-from signtrain import config, data, synth
+from signtrain import config
+from signtrain.data import dataset as data, synth
 from test_check import MARKER, damage, reshape_tree, tree  # noqa: F401 - tree: a copy of this module's template
 from test_notebook import NOTEBOOK, code_cells
 

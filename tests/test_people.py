@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import yaml
 
-from signtrain import cli, config, data, fitting, hand_dropout, settings, synth
-from signtrain.settings import TrainSettings
+from signtrain import cli, config
+from signtrain.data import dataset as data, synth
+from signtrain.training import fitting, hand_dropout, settings
+from signtrain.training.settings import TrainSettings
 
 HANDS = slice(config.block_slice("left_hand").start, config.NUM_FEATURES)
 
@@ -115,7 +117,7 @@ def test_keep_last_trains_every_epoch_and_ships_the_last(tmp_path):
     args = yaml.safe_load(open(out / "args.yaml"))
     assert args["keep"] == "last" and args["hand_dropout"] is True and args["recipe"] == "spec"
     # The saved model is the spec's, nothing of the dropout inside it.
-    from signtrain import model as model_lib
+    from signtrain.model import network as model_lib
 
     shipped = model_lib.load_model(str(out / "action_model.h5"))
     assert [type(layer).__name__ for layer in shipped.layers] == [
@@ -123,7 +125,7 @@ def test_keep_last_trains_every_epoch_and_ships_the_last(tmp_path):
 
 
 def test_the_profile_measures_missing_hands_size_place_and_pace():
-    from signtrain import person
+    from signtrain.data import person
 
     X = synth.synth_arrays(["Hello", "Yes"], sequences=6, seed=2)[0]
     trained = person.profile(X)
@@ -174,7 +176,7 @@ def test_a_loss_that_turns_nan_stops_the_run_keeps_no_model_and_names_the_rows(t
     does) and the run must not ship the weights that follow."""
     from tensorflow import keras
 
-    from signtrain import model as model_lib
+    from signtrain.model import network as model_lib
 
     data_dir = synth.write_mp_data(str(tmp_path / "MP_Data"), actions=["Hello", "Yes"], sequences=6, seed=3)
 

@@ -1,4 +1,4 @@
-"""Exact BatchNorm statistics (signtrain.precise_bn): the numbers, where they are computed, and that
+"""Exact BatchNorm statistics (signtrain.training.precise_bn): the numbers, where they are computed, and that
 they change nothing but the statistics."""
 
 import os
@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from tensorflow import keras
 
-from signtrain import cli, config, data, precise_bn, synth
-from signtrain import model as model_lib
-from signtrain import fitting
-from signtrain.train import TrainSettings
+from signtrain import cli, config
+from signtrain.data import dataset as data, synth
+from signtrain.model import network as model_lib
+from signtrain.training import fitting, precise_bn
+from signtrain.training.train import TrainSettings
 
 
 def numpy_statistics(net, X):
@@ -56,6 +57,21 @@ def test_recompute_sets_the_exact_statistics_of_each_layers_input(frames, normal
         precise_bn.recompute(net, X, rows)
     assert_statistics_equal(stored_statistics(net), numpy_statistics(net, X[rows]))
     assert not np.allclose(before[0][1], stored_statistics(net)[0][1])
+
+
+@pytest.mark.parametrize("kind", [{}, {"features": "relative"}])
+def test_the_fast_paths_one_pass_gives_the_statistics_keras_layers_give(frames, kind):
+    """On the CPU fast path the statistics come from one compiled pass with signtrain.training.fast's
+    kernels (issue 29): the same numbers as Keras' own layers to float32 rounding. The bound is the
+    float32 product's: the first LSTM's input projection sums 1662 terms in another order, relative
+    error up to 1662 * 2**-24 ~ 1e-4 of the sum of magnitudes (Higham's gamma_n)."""
+    X, y = frames
+    keras.utils.set_random_seed(1)
+    net = model_lib.compile_model(model_lib.build_model(4, **kind))
+    net.fit(X, data.one_hot(y, 4), epochs=1, verbose=0)  # weights away from their initial values
+    assert precise_bn._one_pass_fits(net)
+    precise_bn._assign_moments(net, precise_bn._one_pass(net)(X))
+    assert_statistics_equal(stored_statistics(net), numpy_statistics(net, X), rtol=1662 * 2.0 ** -24, atol=1e-6)
 
 
 def test_statistics_rows_are_all_rows_or_a_seeded_sample():
@@ -125,10 +141,11 @@ def test_a_run_records_it_and_its_best_model_holds_the_exact_statistics(tmp_path
 def test_resuming_a_run_from_before_the_option_keeps_the_plain_recipe(tmp_path):
     import yaml
 
-    from signtrain.train import settings_from_run
+    from signtrain.training.train import settings_from_run
 
     run = tmp_path / "old"
     run.mkdir()
+    (tmp_path / "MP_Data").mkdir()  # the run's data, where args.yaml says (the tests run in tmp_path)
     (run / config.ARGS_FILE).write_text(yaml.safe_dump({"data": "MP_Data", "epochs": 5}))
     assert settings_from_run(str(run)).precise_bn is False
     (run / config.ARGS_FILE).write_text(yaml.safe_dump({"data": "MP_Data", "precise_bn": True}))
@@ -140,7 +157,7 @@ def test_no_precise_bn_trains_exactly_the_plain_recipe(frames, fast_path):
     """--no-precise-bn: the same weights, to the bit, as the plain recipe's own call: the spec's
     model.fit(x, y, validation_split=0.15, batch_size=16) in Keras' loop, or the fast path on its
     batches drawn once (what signtrain trained before exact statistics existed)."""
-    from signtrain import batches, fast
+    from signtrain.training import batches, fast
 
     X, y = frames
     one_hot = data.one_hot(y, 4)
@@ -164,7 +181,7 @@ def test_no_precise_bn_trains_exactly_the_plain_recipe(frames, fast_path):
 
 
 def test_the_default_draws_a_new_seeded_order_every_epoch():
-    from signtrain import batches
+    from signtrain.training import batches
 
     rows = np.arange(40, dtype=np.float32).reshape(40, 1, 1)
     targets = np.zeros((40, 1), np.float32)

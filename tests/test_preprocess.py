@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import yaml
 
-from signtrain import cli, config, preprocess, synth
-from signtrain import model as model_lib
+from signtrain import cli, config
+from signtrain.data import synth
+from signtrain.model import network as model_lib, preprocess
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +92,7 @@ def test_a_normalized_augmented_run_ships_a_model_that_takes_raw_frames(tmp_path
 
 
 def test_augment_mirrors_moves_and_retimes_without_inventing_parts(frames):
-    from signtrain.preprocess import _mirror, _move, augment
+    from signtrain.model.preprocess import _mirror, _move, augment
 
     sequence = frames[0].astype(np.float64)
     mirrored = _mirror(sequence)
@@ -142,8 +143,8 @@ def test_face_mirror_pairs_on_real_mediapipe_meshes():
 
 
 def test_augmented_training_never_sees_the_validation_rows(frames):
-    from signtrain.fitting import plan_fit
-    from signtrain.train import TrainSettings
+    from signtrain.training.fitting import plan_fit
+    from signtrain.training.train import TrainSettings
 
     y = np.eye(2)[np.arange(len(frames)) % 2]
     plain = plan_fit(TrainSettings(data="x", fast=False, reshuffle=False), frames, y, seed=0)

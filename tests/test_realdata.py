@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import realdata_file, unpack_realdata
-from signtrain import cli, data
+from signtrain import cli
+from signtrain.data import dataset as data
 
 
 @pytest.mark.slow

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import yaml
 
-from signtrain import cli, crossval, fitting, recordings, synth
-from signtrain import train as train_lib
+from signtrain import cli
+from signtrain.data import recordings, synth
+from signtrain.training import crossval, fitting, train as train_lib
 
 
 @pytest.fixture
@@ -93,7 +94,9 @@ def test_cv_by_recording_tests_each_person_on_a_model_trained_on_the_others(two_
     summary = json.load(open(tmp_path / "cv" / "cv.json"))
     assert [(r["recording"], r["n_test"]) for r in summary["recording_results"]] == [("alice", 30), ("bob", 8)]
     assert trained_on == [8, 30]  # every row of the other recording, none of the held-out one
-    assert summary["by"] == "recording" and "Please" in summary["recall_per_class"]  # scored where present
+    # Only alice signed Please: it is tested only by the model trained on bob, which never saw it (issue 26 §5).
+    assert summary["by"] == "recording" and "Please" not in summary["recall_per_class"]
+    assert {"Hello", "Thank_You"} <= set(summary["recall_per_class"])
     assert all(len(r["test_accuracy_ci95"]) == 2 for r in summary["recording_results"])
 
 

@@ -1,12 +1,13 @@
-"""Every training flag is declared once (signtrain.settings): argparse, the checks and TrainSettings
+"""Every training flag is declared once (signtrain.training.settings): argparse, the checks and TrainSettings
 come from that declaration."""
 
 import dataclasses
 
 import pytest
 
-from signtrain import cli, config, settings
-from signtrain.settings import TrainSettings
+from signtrain import cli, config
+from signtrain.training import settings
+from signtrain.training.settings import TrainSettings
 
 
 def parse(*argv):

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import write_sequence
-from signtrain import cache, cachefolder, cli, data, stream, synth
+from signtrain import cli
+from signtrain.data import cache, cachefolder, dataset as data, synth
+from signtrain.training import stream
 
 ACTIONS = ["Hello", "Yes", "No"]
 
@@ -112,7 +114,7 @@ def test_a_streamed_run_trains_exactly_what_the_in_memory_run_trains(short_run, 
     assert streamed["test_accuracy"] == pytest.approx(plain["test_accuracy"])
     assert streamed["test_loss"] == pytest.approx(plain["test_loss"], rel=1e-4)
     assert streamed["reload_max_abs_diff"] < 1e-5
-    from signtrain import model as model_lib
+    from signtrain.model import network as model_lib
 
     sequences = data.load_dataset(data_dir).X[:40]
     outputs = [model_lib.load_model(os.path.join(run, "action_model.h5")).predict(sequences, verbose=0)

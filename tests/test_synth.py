@@ -3,7 +3,8 @@ import os
 import numpy as np
 import pytest
 
-from signtrain import config, data, synth
+from signtrain import config
+from signtrain.data import dataset as data, synth
 
 
 @pytest.fixture(scope="module")

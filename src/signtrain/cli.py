@@ -7,7 +7,8 @@ import argparse
 import os
 import sys
 
-from signtrain import config, settings, subcommands
+from signtrain import config, subcommands
+from signtrain.training import settings
 
 DEMO_DATA_DIR = os.path.join("runs", "demo_data", "MP_Data")
 
@@ -17,7 +18,7 @@ _seed = settings.whole_number(0, settings.SEED_MAX)
 
 
 def _add_data_flags(parser, data_required=True, several=False):
-    if several:  # one recording per --data (a person, or a sitting); signtrain.recordings
+    if several:  # one recording per --data (a person, or a sitting); signtrain.data.recordings
         parser.add_argument("--data", required=data_required, metavar="DIR", action="append",
                             help="the MP_Data folder: DIR/<Action>/<sequence>/<frame>.npy, frames of 1662 values. "
                                  "Give it once per recording (person or sitting) to train on several, or pass a "
@@ -47,11 +48,11 @@ def given_settings(argv):
 
 
 def _add_training_commands(commands, defaults=True):
-    """train, cv and demo: their settings' flags come from signtrain.settings."""
+    """train, cv and demo: their settings' flags come from signtrain.training.settings."""
     train = commands.add_parser("train", help="train on an MP_Data folder",
                                 description="Train the spec's 3-layer LSTM on an MP_Data folder and write a run folder.")
     _add_data_flags(train, data_required=False, several=True)
-    settings.add_flags(train, "train", defaults)  # every setting declared for train (signtrain.settings)
+    settings.add_flags(train, "train", defaults)  # every setting declared for train (signtrain.training.settings)
     train.add_argument("--resume", metavar="RUN_DIR", default=None,
                        help="continue an interrupted run in RUN_DIR with the settings in its args.yaml")
 
@@ -79,7 +80,7 @@ def _add_training_commands(commands, defaults=True):
 
 def _add_tool_commands(commands):
     """check, evaluate, predict, export and synth."""
-    from signtrain import formats
+    from signtrain.export import formats
 
     check = commands.add_parser("check", help="check an MP_Data folder before training",
                                 description="Read an MP_Data folder as training would and report, per action, "
@@ -123,8 +124,9 @@ def _add_tool_commands(commands):
     export.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder")
     export.add_argument("--format", type=settings.format_list, required=True, metavar="FORMAT,...",
                         help=f"{', '.join(entry.name for entry in exports)} (comma-separated for several)")
-    export.add_argument("--data", default=None, metavar="DIR",
-                        help="the data folder the run trained on, when it moved (default: from args.yaml)")
+    export.add_argument("--data", default=None, metavar="DIR", action="append",
+                        help="where the run's recordings are now, when they moved: one --data per recording, matched "
+                             "by name or in the run's order (default: from args.yaml)")
 
     synth = commands.add_parser("synth", help="write a synthetic MP_Data folder",
                                 description="Write a synthetic MP_Data tree in the exact data contract.")
@@ -142,17 +144,19 @@ def _quiet_tensorflow():
 
 
 def _train(args):
-    from signtrain.train import settings_from_run, train
+    from signtrain.training.train import settings_from_run, train
 
     if args.resume:
         defaults = vars(build_parser().parse_args(["train"]))
-        given = [key for key, value in vars(args).items() if key not in ("resume", "export", "given") and not key.startswith("_")
+        given = [key for key, value in vars(args).items() if key not in ("resume", "export", "given", "data")
+                 and not key.startswith("_")
                  and value != defaults[key]]
         if given:
             flags = ", ".join(settings.flag_name(key) for key in given)
             raise ValueError(f"--resume continues {args.resume} with the settings in its {config.ARGS_FILE}; {flags} "
-                             f"would change them. Drop {flags} (only --export may be added), or start a new run")
-        recorded = settings_from_run(args.resume)
+                             f"would change them. Drop {flags} (only --export, and --data where the recordings moved, "
+                             f"may be added), or start a new run")
+        recorded = settings_from_run(args.resume, data=args.data)
         if args.export:
             recorded.export = args.export
         return train(recorded, resume_dir=args.resume)
@@ -202,7 +206,7 @@ def _run(args):
         if args.command == "check":
             return subcommands.check(args)
         if args.command == "synth":
-            from signtrain import synth
+            from signtrain.data import synth
 
             synth.write_mp_data(args.out, actions=args.actions, sequences=args.sequences, seed=args.seed)
             print(f"wrote {args.sequences} sequences x {len(args.actions)} signs to {args.out}")
@@ -213,15 +217,15 @@ def _run(args):
             print("error: TensorFlow is not installed. Install it with: pip install 'signtrain[cpu]' "
                   "(or 'signtrain[gpu]' on a CUDA machine; Colab already has it).", file=sys.stderr)
             return 2
-        from signtrain.crossval import cross_validate
-        from signtrain.train import TrainingInterrupted, train
+        from signtrain.training.crossval import cross_validate
+        from signtrain.training.train import TrainingInterrupted, train
 
         if args.command == "evaluate":
             return subcommands.evaluate(args)
         if args.command == "predict":
             return subcommands.predict(args)
         if args.command == "export":
-            from signtrain import export
+            from signtrain.export import convert as export
 
             export.export_run(args.run_dir, args.format, args.data)
             return 0

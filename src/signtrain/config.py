@@ -102,7 +102,7 @@ MODEL_FILE = "action_model.h5"
 BEST_MODEL_FILE = "best_model.h5"
 ACTIONS_FILE = "actions.npy"
 SAVEDMODEL_DIR = "action_model_savedmodel"
-# The exports' files (action_model.onnx, action_model.tflite): signtrain.formats' table.
+# The exports' files (action_model.onnx, action_model.tflite): signtrain.export.formats' table.
 # An export ships only when its probabilities on the run's test sequences stay this close to the
 # Keras model's (float32 reorderings give ~1e-7) and every top-1 sign is the same.
 EXPORT_TOLERANCE = 1e-4

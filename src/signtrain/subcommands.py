@@ -12,7 +12,11 @@ DEMO_MARKER = ".signtrain_synth.json"
 
 
 def evaluate(args):
-    from signtrain import evaluate, files, infer, model as model_lib
+    from signtrain import files
+    from signtrain.data import names, recordings
+    from signtrain.model import network as model_lib
+    from signtrain.report import evaluate
+    from signtrain.export import infer
 
     for name in (config.MODEL_FILE, config.ACTIONS_FILE):
         if not os.path.exists(os.path.join(args.model, name)):
@@ -28,8 +32,9 @@ def evaluate(args):
                          f"{len(actions)} signs: they are not from the same run. Put the run's own actions.npy "
                          f"beside it")
     # Every recording is read and matched before any is scored: a bad second --data fails at once.
-    loaded = [(data_dir, evaluate.load_recording(actions, data_dir, args.aliases or (), args.any_layout))
-              for data_dir in args.data]
+    folders = recordings.expand(args.data)  # a folder of recordings: each one scored
+    loaded = [(data_dir, recordings.load_recording(actions, data_dir, args.aliases or (), args.any_layout))
+              for data_dir in folders]
     for data_dir, recording in loaded:
         width = recording["dataset"].num_features
         if width != model.input_shape[-1]:
@@ -37,11 +42,11 @@ def evaluate(args):
                              f"{model.input_shape[-1]} (the layout it was trained on): evaluate it on a recording in "
                              f"that layout")
     trained = _trained_profile(args.model)
-    for data_dir, recording in loaded:  # one result per recording
+    for (data_dir, recording), name in zip(loaded, recordings.names(folders)):  # one result per recording
         result = evaluate.evaluate_recording(model, actions, recording, trained)
         print(evaluate.format_recording_result(result))
         os.makedirs(folder, exist_ok=True)
-        stem = evaluate.name_key(os.path.basename(os.path.normpath(data_dir))) or "data"
+        stem = names.name_key(name) or "data"  # bob/MP_Data: bob
         path, index = os.path.join(folder, f"{stem}.json"), 2
         while os.path.exists(path):  # never overwrite an earlier evaluation
             path, index = os.path.join(folder, f"{stem}{index}.json"), index + 1
@@ -51,10 +56,10 @@ def evaluate(args):
 
 
 def _trained_profile(run_dir):
-    """The training data's profile a run stored (signtrain.person); None for an older or damaged metrics.json."""
+    """The training data's profile a run stored (signtrain.data.person); None for an older or damaged metrics.json."""
     import json
 
-    from signtrain import person
+    from signtrain.data import person
 
     try:
         with open(os.path.join(run_dir, config.METRICS_FILE), encoding="utf-8") as handle:
@@ -65,7 +70,7 @@ def _trained_profile(run_dir):
 
 
 def predict(args):
-    from signtrain import infer
+    from signtrain.export import infer
 
     path, model_format, actions = infer.find_model(args.model, args.format)
     predict = infer.load_predictor(path, model_format)
@@ -105,7 +110,7 @@ def predict(args):
 def check(args):
     """Reads exactly what `train` reads: one --data, several (one recording each), or a folder of
     recordings; --stream one folder (it packs that folder's cache)."""
-    from signtrain import check as check_lib, data, recordings
+    from signtrain.data import check as check_lib, dataset as data, recordings
 
     try:
         folders = recordings.expand(args.data)
@@ -130,10 +135,11 @@ def check(args):
 
 def demo_data(data_dir):
     """The synthetic set for the demo: generated once, reused while the generator is unchanged."""
-    from signtrain import __version__, synth
+    from signtrain import __version__
+    from signtrain.data import synth
 
     marker_path = os.path.join(data_dir, DEMO_MARKER)
-    wanted = {"generator": "signtrain.synth", "version": __version__, "seed": 0,
+    wanted = {"generator": "signtrain.data.synth", "version": __version__, "seed": 0,
               "sequences": config.NUM_SEQUENCES, "actions": list(config.SPEC_ACTIONS)}
     if os.path.exists(marker_path):
         with open(marker_path, encoding="utf-8") as handle:
