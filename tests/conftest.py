@@ -70,6 +70,19 @@ def write_sequence(root, action, sequence, frames):
     return folder
 
 
+# `make check` runs the tests not marked slow: the modules below train models (or run the notebook) in
+# most of their tests; elsewhere a test that trains is marked @pytest.mark.slow, or uses short_run.
+SLOW_MODULES = {"test_bench", "test_cli", "test_distribute", "test_ensemble", "test_evaluate", "test_export",
+                "test_fast", "test_features", "test_hostile", "test_interrupt", "test_notebook", "test_people",
+                "test_precise_bn", "test_preprocess", "test_realdata", "test_recordings", "test_stream"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.module.__name__ in SLOW_MODULES or "short_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _run_in_tmp(tmp_path, monkeypatch):
     # Default run folders (runs/train/exp...) land in the test's temp dir, never in the checkout.

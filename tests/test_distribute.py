@@ -23,7 +23,7 @@ def _train(tmp_path, name, data_dir, *flags, logical_cpus=None):
     out = tmp_path / name
     result = subprocess.run(
         [sys.executable, "-m", "signtrain.cli", "train", "--data", str(data_dir), "--out", str(out),
-         "--epochs", "20", "--patience", "20", *flags],
+         "--epochs", "8", "--patience", "8", *flags],
         capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -49,7 +49,7 @@ def test_mirrored_on_two_cpu_devices_trains_as_one_device_with_exact_statistics(
     for name in ("action_model.h5", "actions.npy", "best_model.h5", "confusion_matrix.png"):
         assert (tmp_path / "mirrored" / name).exists()
     assert mirrored["n_train"] == single["n_train"] and mirrored["n_test"] == single["n_test"]
-    assert mirrored["epochs_run"] == single["epochs_run"] == 20
+    assert mirrored["epochs_run"] == single["epochs_run"] == 8
     # Same data, split, initial weights and batch order (signtrain.training.batches.epoch_batches on both); only
     # the batch statistics differ (per replica of 16, against 32), so the first epoch agrees closely
     # and the runs then drift apart as training is chaotic.

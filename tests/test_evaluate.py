@@ -96,10 +96,9 @@ def test_each_fold_validates_on_every_sign_not_the_last_ones(tmp_path, monkeypat
     validated = []
     real_plan = fitting.plan_fit
 
-    def recording_plan(settings, X_train, y_train, seed, *args, **kwargs):
-        split = data.fit_rows(len(y_train))
-        validated.append(set(np.argmax(y_train[split:], axis=1).tolist()))
-        return real_plan(settings, X_train, y_train, seed, *args, **kwargs)
+    def recording_plan(settings, X, y, split, seed, *args, **kwargs):
+        validated.append(set(np.argmax(y[split.validation], axis=1).tolist()))
+        return real_plan(settings, X, y, split, seed, *args, **kwargs)
 
     monkeypatch.setattr(fitting, "plan_fit", recording_plan)
     crossval.cross_validate(train_lib.TrainSettings(data=data_dir, epochs=1), folds=2)

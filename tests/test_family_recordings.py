@@ -54,7 +54,8 @@ def test_a_copied_take_is_never_trained_on_when_its_twin_is_tested(two_people, t
         if not os.path.exists(os.path.join(trees[target], action, str(new_take))):
             _copy_take(trees[source], action, take, trees[target], action, new_take)
     dataset = recordings.load(trees)
-    train_idx, test_idx = resume.split_rows(dataset, seed)
+    split = resume.split_rows(dataset, seed)
+    train_idx, test_idx = split.training, split.test
     _assert_no_test_row_has_a_twin_in_training(dataset, train_idx, test_idx)
     np.testing.assert_array_equal(test_idx, data.split_indices(dataset.y, seed=seed)[1])  # the test split as drawn
     assert len(train_idx) + len(test_idx) >= len(dataset.y) - len(copies)  # only copies are left out
@@ -67,7 +68,8 @@ def test_the_left_out_copies_are_said_and_the_warning_says_what_was_done(two_peo
     action, take = dataset.sequences[test_row]
     _copy_take(a, action, take, a, action, 20)  # the same take again, under another number
     dataset = data.load_dataset(a)
-    train_idx, test_idx = resume.split_rows(dataset, 42)
+    split = resume.split_rows(dataset, 42)
+    train_idx, test_idx = split.training, split.test
     _assert_no_test_row_has_a_twin_in_training(dataset, train_idx, test_idx)
     assert f"left out of training: 1 sequences identical to a test sequence ({action}/20)" in capsys.readouterr().out
     warning = [p for p in check.summarize(dataset)["problems"] if "identical" in p["message"]][0]
@@ -158,6 +160,7 @@ def test_the_check_table_counts_every_recordings_takes_under_the_sign(two_people
     assert f"skipped {recordings.names([a, b])[1]}: thanks/3:" in output
 
 
+@pytest.mark.slow
 def test_cv_reports_recall_only_for_signs_trained_on_and_intervals_within_0_and_1(tmp_path):
     """cv --by recording where one recording holds only Hello: the fold trained on it never saw
     Thank_You or Yes, so it reports no recall for them; two folds give a t interval far wider than
@@ -224,6 +227,7 @@ def test_the_readmes_notebook_command_is_installed_by_the_set_up():
     assert os.path.exists(os.path.join(os.path.dirname(sys.executable), "jupyter-execute"))
 
 
+@pytest.mark.slow
 def test_a_moved_recording_does_not_strand_a_run(two_people, tmp_path, capsys, monkeypatch):
     """args.yaml keeps absolute folders and what each recording held; --resume --data and export
     --data find moved recordings by name or in order, and refuse other takes under the same names."""

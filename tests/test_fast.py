@@ -83,7 +83,7 @@ def test_fit_through_the_fast_path_learns_and_ships_a_plain_keras_model(tmp_path
     net = model_lib.compile_model(model_lib.build_model(3))
     settings = TrainSettings(data="unused", fast=True)
     one_hot = data.one_hot(y, 3)
-    history = fitting.fit(net, fitting.plan_fit(settings, X, one_hot, 0), epochs=25, verbose=0).history
+    history = fitting.fit(net, fitting.plan_fit(settings, X, one_hot, data.Split.of(np.arange(len(X)), []), 0), epochs=25, verbose=0).history
     assert len(history["loss"]) == 25 and history["loss"][-1] < history["loss"][0]
     # Learned in training mode. Inference-mode accuracy is not asserted on 36 rows and 25 epochs:
     # the BatchNorm moving statistics have had only ~50 updates (momentum 0.99), and Keras' own fit

@@ -129,7 +129,8 @@ def _fit_with_signals(on_begin):
             seen.append(("end", batch))
 
     with pytest.raises(KeyboardInterrupt):
-        fitting.fit(net, fitting.plan_fit(settings, X, data.one_hot(y, 2), 0), callbacks=[Probe()], epochs=3,
+        every_row = data.Split.of(np.arange(len(X)), [])
+        fitting.fit(net, fitting.plan_fit(settings, X, data.one_hot(y, 2), every_row, 0), callbacks=[Probe()], epochs=3,
                     verbose=0)
     return seen
 

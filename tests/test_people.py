@@ -53,8 +53,9 @@ def test_hand_dropout_touches_only_the_training_batches_and_redraws_every_epoch(
     # One batch order for all epochs (reshuffle off): a mask that changes is a new draw.
     run = TrainSettings(data="unused", hand_dropout=True, fast=True, reshuffle=False)
     keras.utils.set_random_seed(5)
-    plan = fitting.plan_fit(run, x, y, seed=5)
-    split = data.fit_rows(len(x))
+    every_row = data.Split.of(np.arange(len(x)), [])
+    plan = fitting.plan_fit(run, x, y, every_row, seed=5)
+    split = len(every_row.train)
     epochs = [np.concatenate([batch[0].numpy() for batch in plan.inputs["x"]]) for _ in range(2)]
     assert all(dropped(epoch).any() for epoch in epochs)
     assert not np.array_equal(dropped(epochs[0]), dropped(epochs[1]))  # a new draw every epoch
@@ -64,17 +65,17 @@ def test_hand_dropout_touches_only_the_training_batches_and_redraws_every_epoch(
     np.testing.assert_array_equal(statistics_x[rows], x[:split])  # exact BatchNorm statistics: clean rows
     # The same seed gives the same draws again (a run is reproducible).
     keras.utils.set_random_seed(5)
-    again = fitting.plan_fit(run, x, y, seed=5)
+    again = fitting.plan_fit(run, x, y, every_row, seed=5)
     np.testing.assert_array_equal(np.concatenate([b[0].numpy() for b in again.inputs["x"]]), epochs[0])
     # Off (the default): no training value is ever zeroed.
-    plain = fitting.plan_fit(TrainSettings(data="unused", fast=True, reshuffle=True), x, y, seed=5)
+    plain = fitting.plan_fit(TrainSettings(data="unused", fast=True, reshuffle=True), x, y, every_row, seed=5)
     assert not np.any(np.concatenate([b[0].numpy() for b in plain.inputs["x"]]) == 0)
 
 
 def test_hand_dropout_without_the_fast_path_still_goes_through_the_pipeline():
     x, y = frames(30), data.one_hot(np.arange(30) % 3, 3)
     plan = fitting.plan_fit(TrainSettings(data="unused", hand_dropout=True, fast=False, reshuffle=False,
-                                          precise_bn=False), x, y, seed=1)
+                                          precise_bn=False), x, y, data.Split.of(np.arange(30), []), seed=1)
     assert plan.path == "pipelines" and dropped(np.concatenate([b[0].numpy() for b in plan.inputs["x"]])).any()
 
 

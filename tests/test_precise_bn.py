@@ -98,7 +98,7 @@ def test_fit_recomputes_before_every_validation_over_the_training_rows_only(fram
         validations = []
         probe = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: validations.append(
             stored_statistics(net)))  # noqa: B023
-        fitting.fit(net, fitting.plan_fit(settings, X, one_hot, 0), epochs=3, verbose=0, callbacks=[probe])
+        fitting.fit(net, fitting.plan_fit(settings, X, one_hot, data.Split.of(np.arange(len(X)), []), 0), epochs=3, verbose=0, callbacks=[probe])
         results[precise] = (net, validations)
     net, validations = results[True]
     split = data.fit_rows(len(X))
@@ -167,7 +167,7 @@ def test_no_precise_bn_trains_exactly_the_plain_recipe(frames, fast_path):
         net = model_lib.compile_model(model_lib.build_model(4))
         settings = TrainSettings(data="unused", fast=fast_path, precise_bn=False)
         if through_fit:
-            fitting.fit(net, fitting.plan_fit(settings, X, one_hot, 5), epochs=2, verbose=0)
+            fitting.fit(net, fitting.plan_fit(settings, X, one_hot, data.Split.of(np.arange(len(X)), []), 5), epochs=2, verbose=0)
         elif fast_path:
             split = data.fit_rows(len(X))
             fast.install(net)

@@ -146,10 +146,15 @@ def test_augmented_training_never_sees_the_validation_rows(frames):
     from signtrain.training.fitting import plan_fit
     from signtrain.training.train import TrainSettings
 
+    from signtrain.data.dataset import Split
+
     y = np.eye(2)[np.arange(len(frames)) % 2]
-    plain = plan_fit(TrainSettings(data="x", fast=False, reshuffle=False), frames, y, seed=0)
-    assert plain.path == "spec" and plain.inputs["validation_split"] == 0.15 and plain.inputs["x"] is frames
-    arguments = plan_fit(TrainSettings(data="x", augment=True, fast=False, reshuffle=False), frames, y, seed=0).inputs
+    split_of_all = Split.of(np.arange(len(frames)), [])
+    plain = plan_fit(TrainSettings(data="x", fast=False, reshuffle=False), frames, y, split_of_all, seed=0)
+    assert plain.path == "spec" and plain.inputs["validation_split"] == 0.15
+    np.testing.assert_array_equal(plain.inputs["x"], frames)
+    arguments = plan_fit(TrainSettings(data="x", augment=True, fast=False, reshuffle=False), frames, y, split_of_all,
+                         seed=0).inputs
     X_val, _ = arguments["validation_data"]
     split = int(len(frames) * 0.85)
     np.testing.assert_array_equal(X_val, frames[split:])  # the rows validation_split=0.15 would take

@@ -81,9 +81,9 @@ def test_cv_by_recording_tests_each_person_on_a_model_trained_on_the_others(two_
     trained_on = []
     real_plan = fitting.plan_fit
 
-    def spy(settings, X_train, y_train, seed, *args, **kwargs):
-        trained_on.append(len(X_train))
-        return real_plan(settings, X_train, y_train, seed, *args, **kwargs)
+    def spy(settings, X, y, split, seed, *args, **kwargs):
+        trained_on.append(len(split.training))
+        return real_plan(settings, X, y, split, seed, *args, **kwargs)
 
     monkeypatch.setattr(fitting, "plan_fit", spy)
     assert cli.main(["cv", "--data", alice, "--data", bob, "--by", "recording", "--epochs", "1",

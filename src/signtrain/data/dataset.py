@@ -71,9 +71,8 @@ def find_actions(data_dir, flag="--data"):
             f"data folder {data_dir!r} {what}. Pass {flag} with the folder that holds one "
             f"sub-folder per sign (MP_Data/<Action>/<sequence>/<frame>.npy)."
         )
-    if has_sequence_folders(data_dir) and not any(
-            has_sequence_folders(os.path.join(data_dir, name)) for name in os.listdir(data_dir)
-            if os.path.isdir(os.path.join(data_dir, name))):
+    if has_sequence_folders(data_dir) and not any(has_sequence_folders(os.path.join(data_dir, name)) for name
+                                                  in os.listdir(data_dir) if os.path.isdir(os.path.join(data_dir, name))):
         parent = os.path.dirname(os.path.abspath(data_dir))
         raise ValueError(
             f"{flag} {data_dir!r} looks like one sign's folder (it holds sequence folders 0/, 1/, ...); "
@@ -244,6 +243,26 @@ def write_tree(out_dir, X, row_actions, row_sequences):
         for frame_index, frame in enumerate(sequence):
             np.save(os.path.join(folder, f"{frame_index}.npy"), np.asarray(frame, dtype=np.float64))
     return out_dir
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """The rows of one training, decided once: `train` (in training order), `validation` (the rows the
+    spec's validation_split=0.15 holds out: the training rows' last 15%), `test` (scored at the end)."""
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+
+    @classmethod
+    def of(cls, training_rows, test_rows):
+        rows = np.asarray(training_rows, dtype=np.int64)
+        cut = fit_rows(len(rows))
+        return cls(rows[:cut], rows[cut:], np.asarray(test_rows, dtype=np.int64))
+
+    @property
+    def training(self):
+        """train then validation: the spec's X_train, as model.fit(..., validation_split=0.15) is given it."""
+        return np.concatenate([self.train, self.validation])
 
 
 def fit_rows(n):

@@ -19,7 +19,7 @@ from signtrain.training import distribute, finish, fitting, runfolder, settings 
 
 
 def _splits(dataset, settings, folds, repeats, by):
-    """[(name, train_idx, test_idx)]. Training rows are shuffled: KFold hands them out in file order
+    """[(name, Split)]. Training rows are shuffled: KFold hands them out in file order
     (sign by sign) and validation_split takes the last 15%, which would be the last signs only."""
     if by == "recording":
         if not dataset.recordings or len(dataset.recordings) < 2:
@@ -42,18 +42,19 @@ def _splits(dataset, settings, folds, repeats, by):
     # A take copied into another fold or recording is never trained on when its twin is tested.
     pairs = [(name, twins.keep_apart(train_idx, test_idx, dataset.twin_group)[0], test_idx)
              for name, train_idx, test_idx in pairs]
-    return [(name, np.random.default_rng(settings.seed + index).permutation(train_idx), test_idx)
+    return [(name, data.Split.of(np.random.default_rng(settings.seed + index).permutation(train_idx), test_idx))
             for index, (name, train_idx, test_idx) in enumerate(pairs)]
 
 
-def _train_and_score(dataset, settings, strategy, index, train_idx, test_idx):
-    """(result, confusion matrix, recall per sign present) of one training on train_idx."""
+def _train_and_score(dataset, settings, strategy, index, split):
+    """(result, confusion matrix, recall per sign present) of one training on the split's rows."""
     from tensorflow import keras
 
     num_actions, seed = len(dataset.actions), settings.seed + index
     keras.utils.set_random_seed(seed)
     net = fitting.new_model(settings, num_actions, dataset, strategy)
-    fit_plan = fitting.plan_fit(settings, dataset.X[train_idx], data.one_hot(dataset.y[train_idx], num_actions), seed,
+    test_idx = split.test
+    fit_plan = fitting.plan_fit(settings, dataset.X, data.one_hot(dataset.y, num_actions), split, seed,
                                 net.distribute_strategy.num_replicas_in_sync)
     stopping = [] if settings.keep == "last" else [keras.callbacks.EarlyStopping(
         monitor=settings.monitor, mode=config.MONITOR_MODES[settings.monitor], patience=settings.patience,
@@ -62,7 +63,7 @@ def _train_and_score(dataset, settings, strategy, index, train_idx, test_idx):
     scores = finish.score(dataset, test_idx, net.predict(dataset.X[test_idx], verbose=0))  # as a run scores
     result = {"test_accuracy": scores.correct / len(test_idx), "test_correct": scores.correct, "n_test": len(test_idx),
               "test_accuracy_ci95": list(scores.interval), "epochs_run": len(history["loss"])}
-    trained = set(dataset.y[train_idx].tolist())  # a sign never trained on has no recall to report
+    trained = set(dataset.y[split.train].tolist())  # a sign never trained on has no recall to report
     recall = [scores.per_class[action]["recall"] if scores.per_class[action]["support"] and label in trained else np.nan
               for label, action in enumerate(dataset.actions)]
     keras.backend.clear_session()
@@ -120,17 +121,17 @@ def cross_validate(settings, folds=5, repeats=1, out=None, by="fold"):
     try:
         strategy = distribute.make_strategy(settings.strategy)
         results, recalls, pooled = [], [], np.zeros((len(dataset.actions),) * 2, int)
-        for index, (name, train_idx, test_idx) in enumerate(splits):
-            result, matrix, recall = _train_and_score(dataset, settings, strategy, index, train_idx, test_idx)
+        for index, (name, split) in enumerate(splits):
+            result, matrix, recall = _train_and_score(dataset, settings, strategy, index, split)
             low, high = result["test_accuracy_ci95"]
             if by == "recording":  # what differs in the held-out person (signtrain.data.person)
-                result["differences"] = person.differences(person.profile(dataset.X, test_idx),
-                                                           person.profile(dataset.X, train_idx))
+                result["differences"] = person.differences(person.profile(dataset.X, split.test),
+                                                           person.profile(dataset.X, split.training))
             results.append(dict({"recording": name} if by == "recording" else {"fold": index}, **result))
             recalls.append(recall)
             pooled += matrix
             print(f"{'held out ' if by == 'recording' else ''}{name} ({index + 1}/{len(splits)}): test accuracy "
-                  f"{result['test_accuracy']:.1%} of {len(test_idx)} (95% interval {low:.0%}-{high:.0%}) after "
+                  f"{result['test_accuracy']:.1%} of {len(split.test)} (95% interval {low:.0%}-{high:.0%}) after "
                   f"{result['epochs_run']} epochs", flush=True)
             for line in result.get("differences", []):
                 print(f"  why it may fail: {line}")

@@ -54,7 +54,7 @@ class RunReport:
 
 def judge(prepared, net):
     """Reload the best epoch, write action_model.h5, actions.npy and the SavedModel, score X_test."""
-    dataset, test_idx, path = prepared.dataset, prepared.test_idx, prepared.path
+    dataset, test_idx, path = prepared.dataset, prepared.split.test, prepared.path
     y_test = data.one_hot(dataset.y[test_idx], len(dataset.actions))
     best = model_lib.compile_model(model_lib.load_model(path(config.BEST_MODEL_FILE)))
     build = fitting.builder(prepared.settings, len(dataset.actions), dataset)
@@ -81,8 +81,7 @@ def judge(prepared, net):
 
 def _metrics(prepared, judged, scores, history, train_seconds, resumed):
     """metrics.json's content (before exports, diagnostics and the external test)."""
-    dataset, settings, train_idx, test_idx = prepared.dataset, prepared.settings, prepared.train_idx, prepared.test_idx
-    n_val = len(train_idx) - data.fit_rows(len(train_idx))
+    dataset, settings, split = prepared.dataset, prepared.settings, prepared.split
     val_accuracy = history.get("val_categorical_accuracy", [])
     best_index = fitting.best_epoch_index(history, settings.monitor, settings.keep)  # the epoch kept
     metrics = {
@@ -92,13 +91,13 @@ def _metrics(prepared, judged, scores, history, train_seconds, resumed):
         "best_val_accuracy": float(val_accuracy[best_index]) if best_index is not None and val_accuracy else None,
         "best_epoch": best_index + 1 if best_index is not None else None,
         "monitor": settings.monitor, "epochs_run": len(history.get("loss", [])),
-        "n_train": len(train_idx) - n_val, "n_val": n_val, "n_test": len(test_idx),
+        "n_train": len(split.train), "n_val": len(split.validation), "n_test": len(split.test),
         "actions": dataset.actions, "num_features": dataset.num_features,
         "per_class": scores.per_class, "confusion_matrix": scores.matrix.tolist(),
         "skipped_sequences": dataset.skipped, "ignored": dataset.notes,
         "data_check": {key: value for key, value in prepared.data_check.items()
                        if key not in ("skipped_sequences", "ignored")},
-        "test_sequences": [list(dataset.sequences[i]) for i in test_idx],
+        "test_sequences": [list(dataset.sequences[i]) for i in split.test],
         # On a resume the in-memory model holds the weights EarlyStopping restored; they must match the file.
         "reload_max_abs_diff": float(np.max(np.abs(judged.probabilities - judged.in_memory))),
         "train_seconds": train_seconds, "resumed": bool(resumed), "seed": settings.seed,
@@ -111,7 +110,7 @@ def _metrics(prepared, judged, scores, history, train_seconds, resumed):
         "recordings": recordings.summary(dataset),
         # What the training rows look like (hands missing, size, place, pace): evaluate compares a
         # person the model fails on with it (signtrain.data.person).
-        "data_profile": _profile_json(dataset.X, train_idx),
+        "data_profile": _profile_json(dataset.X, split.training),
         "versions": prepared.versions,
     }
     # Keras 2 (tf_keras, TF <= 2.15 apps) loads action_model.h5 too, unless it could not write or read it (h5compat).
@@ -145,7 +144,7 @@ def finish(prepared, net, history, train_seconds, resumed, members=None):
     trained members (net is them as one model; history is the first member's)."""
     judged, shipped = judge(prepared, net)
     dataset, path = prepared.dataset, prepared.path
-    scores = score(dataset, prepared.test_idx, judged.probabilities)
+    scores = score(dataset, prepared.split.test, judged.probabilities)
     evaluate.plot_confusion_matrix(scores.matrix, dataset.actions, path(config.CONFUSION_MATRIX_FILE))
     evaluate.plot_history(history, path(config.HISTORY_PLOT_FILE))
     files.write_text(path(config.REPORT_FILE), scores.report)
@@ -155,7 +154,7 @@ def finish(prepared, net, history, train_seconds, resumed, members=None):
 
         metrics["ensemble"] = {"members": len(members), "seeds": [prepared.settings.seed + k for k in range(len(members))],
                                "member_test_accuracy": ensemble.member_accuracies(members, judged.X_check,
-                                                                                  dataset.y[prepared.test_idx][:len(judged.X_check)]),
+                                                                                  dataset.y[prepared.split.test][:len(judged.X_check)]),
                                "member_test_rows": len(judged.X_check),  # with --stream the first READ_ROWS
                                "test_accuracy": judged.test_accuracy}
     failed = []

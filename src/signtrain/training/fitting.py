@@ -44,17 +44,16 @@ def new_model(settings, num_actions, dataset, strategy):
         return model_lib.compile_model(builder(settings, num_actions, dataset)(members=1))
 
 
-def training_rows(X_train, y_train, settings, seed):
-    """(x, y, validation): validation None means the spec's validation_split. With --augment the
-    same validation rows are held out explicitly and only the training rows augmented (a copy of a
-    validation sequence in the training data would inflate the validation accuracy)."""
-    if not settings.augment:
-        return X_train, y_train, None
-    from signtrain.model import preprocess
+def training_rows(X, y, split, settings, seed):
+    """(x, y, validation) of split's rows: the training rows (augmented with --augment: a copy of a
+    validation sequence in the training data would inflate the validation accuracy) and the
+    validation rows, the ones the spec's validation_split holds out, given explicitly."""
+    x, targets = X[split.train], y[split.train]
+    if settings.augment:
+        from signtrain.model import preprocess
 
-    split = data.fit_rows(len(X_train))  # Keras' validation_split takes the last 15% of the rows: the same ones
-    x, y = preprocess.augment(X_train[:split], y_train[:split], np.random.default_rng(seed))
-    return x, y, (X_train[split:], y_train[split:])
+        x, targets = preprocess.augment(x, targets, np.random.default_rng(seed))
+    return x, targets, (X[split.validation], y[split.validation])
 
 
 def _statistics(settings, X, rows, seed):
@@ -65,30 +64,25 @@ def _statistics(settings, X, rows, seed):
     return X, rows[precise_bn.statistics_rows(len(rows), seed)]
 
 
-def plan_fit(settings, X_train, y_train, seed, replicas=1, stream_rows=None):
-    """The FitPlan for the training rows: Keras' own loop on the spec's call, or the same rows, the
-    same validation rows and the same batch size as tf.data pipelines (the fast CPU path, a new
-    batch order every epoch, several replicas). stream_rows: with --stream, X_train is the memory
-    map and these are the training rows in it."""
-    if stream_rows is not None:  # batches read from the memory map (signtrain.training.stream)
-        inputs = stream.fit_arguments(X_train, stream_rows, y_train, settings.batch_size, seed, replicas,
-                                      settings.reshuffle, settings.hand_dropout)
-        statistics = _statistics(settings, X_train, stream_rows[:data.fit_rows(len(stream_rows))], seed)
-        return FitPlan(dict(inputs, shuffle=False), statistics, settings.fast, "streamed")
-    x, y, validation = training_rows(X_train, y_train, settings, seed)
+def plan_fit(settings, X, y, split, seed, replicas=1, streamed=False):
+    """The FitPlan for split's rows of X (y: the one-hot targets of every row of X): Keras' own loop
+    on the spec's call, or the same rows, the same validation rows and the same batch size as tf.data
+    pipelines (the fast CPU path, a new batch order every epoch, several replicas). streamed: X is
+    the memory map of --stream, read batch by batch."""
+    if streamed:  # batches read from the memory map (signtrain.training.stream)
+        inputs = stream.fit_arguments(X, split, y, settings.batch_size, seed, replicas, settings.reshuffle,
+                                      settings.hand_dropout)
+        return FitPlan(dict(inputs, shuffle=False), _statistics(settings, X, split.train, seed), settings.fast,
+                       "streamed")
     pipelines = settings.fast or settings.reshuffle or settings.hand_dropout
-    if not pipelines and replicas == 1:  # the spec's own call
-        inputs = {"x": x, "y": y, "batch_size": settings.batch_size}
-        if validation is None:
-            inputs["validation_split"] = config.VALIDATION_SPLIT
-        else:
-            inputs["validation_data"] = validation
-        fitted = len(x) if validation is not None else data.fit_rows(len(x))
-        return FitPlan(inputs, _statistics(settings, x, np.arange(fitted), seed), False,
-                       "spec" if validation is None else "arrays")
-    if validation is None:  # the rows validation_split would take
-        split = data.fit_rows(len(x))
-        x, y, validation = x[:split], y[:split], (x[split:], y[split:])
+    if not pipelines and replicas == 1 and not settings.augment:  # the spec's own call: Keras holds out split.validation
+        inputs = {"x": X[split.training], "y": y[split.training], "batch_size": settings.batch_size,
+                  "validation_split": config.VALIDATION_SPLIT}
+        return FitPlan(inputs, _statistics(settings, X, split.train, seed), False, "spec")
+    x, y, validation = training_rows(X, y, split, settings, seed)
+    if not pipelines and replicas == 1:  # --augment on Keras' own loop
+        inputs = {"x": x, "y": y, "validation_data": validation, "batch_size": settings.batch_size}
+        return FitPlan(inputs, _statistics(settings, x, np.arange(len(x)), seed), False, "arrays")
     # --batch-size is per replica: with N devices each step takes N batches, gradients averaged.
     batch_size = settings.batch_size * replicas
     statistics = _statistics(settings, x, np.arange(len(x)), seed)
@@ -110,7 +104,7 @@ def fit(net, plan, callbacks=(), **kwargs):
     from tensorflow import keras
 
     if plan.statistics is not None:
-        callbacks = [precise_bn.callback(*plan.statistics), *callbacks]
+        callbacks = [precise_bn.callback(*plan.statistics, fast_path=plan.fast), *callbacks]
     if plan.fast:
         fast.install(net)
     interrupt = DeferredInterrupt(keras)

@@ -93,7 +93,7 @@ def _data_now(args, run_dir, data):
 
 
 def split_rows(dataset, seed, resume_dir=None):
-    """(train_idx, test_idx): the spec's split, or the one a resumed run recorded, with no training row
+    """The run's Split: the spec's 90/10 split (or the one a resumed run recorded), with no training row
     identical to a test row (signtrain.data.twins): such a copy is left out of training, and said so."""
     from signtrain.data import dataset as data, twins
 
@@ -103,7 +103,7 @@ def split_rows(dataset, seed, resume_dir=None):
     if len(left_out):
         print(f"left out of training: {len(left_out)} sequences identical to a test sequence "
               f"({', '.join(sequence_name(dataset, row) for row in left_out[:5])}); the test split is as drawn")
-    return train_idx, test_idx
+    return data.Split.of(train_idx, test_idx)
 
 
 def settings_from_run(run_dir, data=None):

@@ -279,14 +279,13 @@ def write_args(args_path, settings, run_dir, dataset, run_versions, split):
     takes the last 15% of "train"): --resume trains and tests on exactly these sequences."""
     args = dataclasses.asdict(settings)
     args.pop("verbose")
-    train_idx, test_idx = split
     args.update(
-        split={"train": [sequence_name(dataset, i) for i in train_idx],
-               "test": [sequence_name(dataset, i) for i in test_idx]},
+        split={"train": [sequence_name(dataset, i) for i in split.training],
+               "test": [sequence_name(dataset, i) for i in split.test]},
         out=run_dir,
         # Where each recording was (absolute: --resume from another folder) and what it held (moved: relocated
         # by name or order with --data, checked by these fingerprints of the split's takes).
-        **recording_record(settings.data, dataset, np.concatenate([train_idx, test_idx])),
+        **recording_record(settings.data, dataset, np.concatenate([split.training, split.test])),
         actions=dataset.actions,
         test_size=config.TEST_SIZE,
         validation_split=config.VALIDATION_SPLIT,

@@ -71,26 +71,25 @@ def _dropping_hands(pipeline, seed):
     return pipeline if seed is None else hand_dropout.apply(pipeline, seed)
 
 
-def fit_arguments(X, train_rows, y_train, batch_size, seed, replicas=1, reshuffle=False, hand_dropout=False):
-    """x and validation_data for model.fit, streamed: the rows Keras' validation_split would hold
-    out (the last 15%) for validation, the others in one order drawn from the seed (reshuffle: a new
-    order every epoch, as signtrain.training.batches.datasets).
+def fit_arguments(X, split, y, batch_size, seed, replicas=1, reshuffle=False, hand_dropout=False):
+    """x and validation_data for model.fit, streamed from X (y: one-hot targets of every row): the
+    split's validation rows (those Keras' validation_split would hold out), its training rows in one
+    order drawn from the seed (reshuffle: a new order every epoch, as signtrain.training.batches.datasets).
 
     With a tf.distribute strategy batch_size is per replica: each step reads replicas x batch_size.
     """
     from signtrain.training import batches
 
-    split = data.fit_rows(len(train_rows))
-    fit_rows, validation_rows = np.asarray(train_rows[:split]), np.asarray(train_rows[split:])
-    validation = rows_dataset(X, validation_rows, y_train[split:], distribute.validation_batch(
+    fit_rows, validation_rows = split.train, split.validation
+    validation = rows_dataset(X, validation_rows, y[validation_rows], distribute.validation_batch(
         batches.VALIDATION_BATCH_SIZE, len(validation_rows), replicas))
     dropping = seed if hand_dropout else None
     if reshuffle:
-        return {"x": rows_dataset(X, fit_rows, y_train[:split], batch_size * replicas, reshuffle_seed=seed,
+        return {"x": rows_dataset(X, fit_rows, y[fit_rows], batch_size * replicas, reshuffle_seed=seed,
                                   hand_dropout_seed=dropping),
                 "validation_data": validation}
-    order = batches.batch_order(split, seed)  # what batches.datasets uses
-    return {"x": rows_dataset(X, fit_rows[order], y_train[:split][order], batch_size * replicas,
+    order = batches.batch_order(len(fit_rows), seed)  # what batches.datasets uses
+    return {"x": rows_dataset(X, fit_rows[order], y[fit_rows][order], batch_size * replicas,
                               hand_dropout_seed=dropping),
             "validation_data": validation}
 

@@ -36,8 +36,7 @@ class Prepared:
     settings: TrainSettings  # resolved: the automatic choices made
     dataset: data.Dataset
     data_check: dict  # signtrain.data.check's summary of the data
-    train_idx: np.ndarray  # in training order: validation_split takes the last 15%
-    test_idx: np.ndarray  # never trained on, never validated on
+    split: data.Split  # train, validation (the last 15% of the training rows), test: decided once
     strategy: object  # the tf.distribute strategy, or None
     net: object  # the compiled spec model, weights made after the seed
     recording: object  # --test-data, loaded and matched to the actions, or None
@@ -113,7 +112,7 @@ def prepare(settings, resume_dir=None):
     if len(dataset.recordings or ()) > 1 and settings.recipe == "spec":
         print(f"note: {config.PEOPLE_RECIPE_GAIN}")
     # A resumed run keeps the rows it started with, whatever was added since: no test row is ever trained on.
-    train_idx, test_idx = split_rows(dataset, settings.seed, resume_dir)
+    split = split_rows(dataset, settings.seed, resume_dir)
     check_options(settings, dataset)
     from tensorflow import keras
 
@@ -130,20 +129,17 @@ def prepare(settings, resume_dir=None):
             runfolder.check_outside_data(settings.out, folder)
     created = settings.out is None or not os.path.exists(settings.out)  # to remove if nothing is kept
     run_dir = runfolder.open_run(settings.out, resume_dir=resume_dir)
-    return Prepared(settings, dataset, data_check, train_idx, test_idx, strategy, net, recording, run_dir, created,
+    return Prepared(settings, dataset, data_check, split, strategy, net, recording, run_dir, created,
                     resume_dir, versions())
 
 
 def plan(prepared):
     """The FitPlan of the training rows (read batch by batch from the memory map with --stream)."""
-    dataset, settings, rows = prepared.dataset, prepared.settings, prepared.train_idx
+    dataset, settings, split = prepared.dataset, prepared.settings, prepared.split
     print(f"{len(dataset.y)} sequences of {len(dataset.actions)} actions, frames of {dataset.num_features} values; "
-          f"train {len(rows)} (of which {config.VALIDATION_SPLIT:.0%} validation), test {len(prepared.test_idx)}")
-    y_train = data.one_hot(dataset.y[rows], len(dataset.actions))
-    replicas = prepared.net.distribute_strategy.num_replicas_in_sync
-    if settings.stream:
-        return fitting.plan_fit(settings, dataset.X, y_train, settings.seed, replicas, stream_rows=rows)
-    return fitting.plan_fit(settings, dataset.X[rows], y_train, settings.seed, replicas)
+          f"train {len(split.training)} (of which {len(split.validation)} validation), test {len(split.test)}")
+    return fitting.plan_fit(settings, dataset.X, data.one_hot(dataset.y, len(dataset.actions)), split, settings.seed,
+                            prepared.net.distribute_strategy.num_replicas_in_sync, streamed=settings.stream)
 
 
 def fit_run(prepared, net, fit_plan, resumed):
@@ -195,7 +191,7 @@ def _discard_ensemble(prepared, what, kind=TrainingInterrupted):
 
 def _largest_rows(prepared, count=3):
     """The training sequences whose largest |value| is largest, by name: where a NaN loss comes from."""
-    rows = np.asarray(prepared.train_idx)
+    rows = prepared.split.training
     largest = np.array([np.abs(np.asarray(prepared.dataset.X[row])).max() for row in rows])
     return ", ".join(f"{sequence_name(prepared.dataset, row)} (|value| up to {value:.3g})"
                      for row, value in sorted(zip(rows, largest), key=lambda pair: -pair[1])[:count])
@@ -272,7 +268,7 @@ def train(settings, resume_dir=None):
         # args.yaml first: it proves the folder writable and says what is running.
         if not resume_dir:
             write_args(prepared.path(config.ARGS_FILE), prepared.settings, prepared.run_dir, prepared.dataset,
-                       prepared.versions, (prepared.train_idx, prepared.test_idx))
+                       prepared.versions, prepared.split)
         # The fit's inputs, batch sizes and validation rows, decided once.
         fit_plan = plan(prepared) if prepared.settings.ensemble == 1 else None  # members plan their own
         # Where an interrupted run stopped: weights, optimizer and early-stopping state.
