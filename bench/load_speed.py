@@ -11,6 +11,9 @@ temp folder (or reads --data), then times, in one run:
 All must give the same X; last line `ratio: N.NN` (naive / cached). The OS file cache is warm for
 all of them (the files were just written or read), which favours the naive loop: on a laptop's
 cold disk, and on Windows, each file open costs far more than here.
+--cold drops the OS file cache before each of the four loads (Linux, as root: /proc/sys/vm/drop_caches),
+as after a reboot or on a laptop whose memory went to other things: what the reader threads and the
+cache are for.
 --quick (CI) uses 10 signs x 3 sequences to prove the script works: its numbers mean nothing.
 """
 
@@ -43,7 +46,19 @@ def cache_size(folder):
     return sum(entry.stat().st_size for entry in os.scandir(folder))
 
 
-def timed(function, *args, **kwargs):
+def drop_os_file_cache():
+    """Empty Linux's page cache: the next reads come from the disk."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as handle:
+            handle.write("3\n")
+    except OSError as error:
+        raise SystemExit(f"--cold needs Linux and root to drop the OS file cache ({error})") from None
+
+
+def timed(function, *args, cold=False, **kwargs):
+    if cold:
+        drop_os_file_cache()
     started = time.perf_counter()
     result = function(*args, **kwargs)
     return result, time.perf_counter() - started
@@ -55,6 +70,7 @@ def main():
     parser.add_argument("--data", default=None, help="an existing MP_Data folder to time instead (not modified "
                                                      "except for its cache file)")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--cold", action="store_true", help="drop the OS file cache before each load (Linux, root)")
     args = parser.parse_args()
     work = tempfile.mkdtemp()
     try:
@@ -67,15 +83,16 @@ def main():
         cache_path = os.path.join(data_dir, cachefolder.CACHE_DIR)
         shutil.rmtree(cache_path, ignore_errors=True)
         files = sum(len(files) for _, _, files in os.walk(data_dir))
-        naive, naive_seconds = timed(naive_load, data_dir, actions)
-        cold, cold_seconds = timed(data.load_dataset, data_dir, actions, use_cache=False)
-        first, first_seconds = timed(data.load_dataset, data_dir, actions)
-        cached, cached_seconds = timed(data.load_dataset, data_dir, actions)
+        naive, naive_seconds = timed(naive_load, data_dir, actions, cold=args.cold)
+        cold, cold_seconds = timed(data.load_dataset, data_dir, actions, use_cache=False, cold=args.cold)
+        first, first_seconds = timed(data.load_dataset, data_dir, actions, cold=args.cold)
+        cached, cached_seconds = timed(data.load_dataset, data_dir, actions, cold=args.cold)
         for name, dataset in (("cold", cold), ("first", first), ("cached", cached)):
             if not np.array_equal(dataset.X, naive):
                 raise SystemExit(f"{name} load differs from the naive loop")
         print(f"{files} files, {len(naive)} sequences, {os.cpu_count()} CPUs, "
               f"{cache.default_workers()} reader threads; cache {cache_size(cache_path) / 1e6:.1f} MB"
+              f"{'; OS file cache dropped before each load' if args.cold else '; OS file cache warm'}"
               f"{' (QUICK: numbers mean nothing)' if args.quick else ''}")
         print(f"naive nested loop            {naive_seconds:7.3f} s")
         print(f"signtrain, no cache          {cold_seconds:7.3f} s  ({naive_seconds / cold_seconds:.2f}x)")

@@ -119,6 +119,7 @@ def test_unicode_forms_and_case_are_one_name(two_people, tmp_path):
     nfc, nfd = unicodedata.normalize("NFC", "Café"), unicodedata.normalize("NFD", "Café")
     assert nfc != nfd and names.name_key(nfc) == names.name_key(nfd) == names.name_key("CAFÉ")
     assert names.name_key("Straße") == names.name_key("STRASSE")  # casefold, not lower
+    assert names.name_key("कम") != names.name_key("काम")  # a vowel sign (a combining mark) makes another word
     a, b = fresh_copy(two_people[0], tmp_path), fresh_copy(two_people[1], tmp_path)
     os.rename(os.path.join(a, "Hello"), os.path.join(a, nfc))
     os.rename(os.path.join(b, "Hello"), os.path.join(b, nfd))
@@ -262,3 +263,23 @@ def test_a_moved_recording_does_not_strand_a_run(two_people, tmp_path, capsys, m
                        "--data", str(work / "rB_moved" / "MP_Data"))
     assert code == 0, output
     assert os.path.exists(run_dir / "action_model.onnx")
+
+
+def test_recordings_are_relocated_by_name_never_mixed_up(two_people, tmp_path):
+    """A folder of recordings that has grown since the run maps its recorded ones by name; the renamed
+    ones pair up in the order given, never across a name that matched; names and folders must pair up."""
+    people = tmp_path / "people"
+    for name, source in (("alice", two_people[0]), ("bob", two_people[1]), ("aaron", two_people[0])):
+        shutil.copytree(source, people / name / "MP_Data")
+    by_name = recordings.relocate(["alice", "bob"], [str(people)])
+    assert by_name == {"alice": str(people / "alice" / "MP_Data"), "bob": str(people / "bob" / "MP_Data")}
+    os.rename(people / "bob", tmp_path / "bob_new")
+    assert recordings.relocate(["alice", "bob"], [str(tmp_path / "bob_new" / "MP_Data"), str(people / "alice" / "MP_Data")]) \
+        == {"alice": str(people / "alice" / "MP_Data"), "bob": str(tmp_path / "bob_new" / "MP_Data")}
+    with pytest.raises(ValueError, match="give one --data per recording"):
+        recordings.relocate(["alice", "bob"], [str(tmp_path / "bob_new" / "MP_Data")])
+    renamed = recordings.relocate(["alice", "bob"], [str(people / "aaron" / "MP_Data"), str(tmp_path / "bob_new" / "MP_Data")])
+    assert list(renamed) == ["alice", "bob"]  # none of the names found: in the order given
+    with pytest.raises(ValueError, match="give one --data per recording"):
+        recordings.load([str(people / "alice" / "MP_Data"), str(tmp_path / "bob_new" / "MP_Data")],
+                        recording_names=["alice"])

@@ -12,8 +12,9 @@ import unicodedata
 
 def name_key(name):
     """Thank_You, thank you, THANK-YOU -> 'thankyou': how sign names are matched across recordings."""
-    text = unicodedata.normalize("NFC", str(name)).casefold()
-    return "".join(character for character in text if character.isalnum())
+    text = unicodedata.normalize("NFC", unicodedata.normalize("NFC", str(name)).casefold())
+    # Letters, digits and combining marks (the vowel signs of Devanagari or Thai: कम and काम are two signs).
+    return "".join(character for character in text if character.isalnum() or unicodedata.category(character)[0] == "M")
 
 
 def alias_classes(aliases=()):

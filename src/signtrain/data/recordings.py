@@ -131,6 +131,9 @@ def load(data_dirs, actions=None, aliases=(), any_layout=False, use_cache=True, 
                          f"({', '.join(f'{p}: {d.num_features}' for p, d in zip(data_dirs, parts))}); "
                          f"train on recordings of one layout")
     recording_names = list(recording_names or names(data_dirs))
+    if len(recording_names) != len(data_dirs):
+        raise ValueError(f"{len(data_dirs)} recordings ({', '.join(data_dirs)}) for {len(recording_names)} names "
+                         f"({', '.join(recording_names)}): give one --data per recording")
     label_of = [np.array([order.index(folders[action]) for action in part.actions])
                 for part, folders in zip(parts, matched)]
     dataset = data.Dataset(
@@ -169,13 +172,16 @@ def folder_of(data_dirs, action, sequence, recording_names=None):
 
 def relocate(recorded_names, data_dirs, flag="--data"):
     """{recorded name: folder}: a run's recordings found again in data_dirs after they moved, matched
-    by name (bob/MP_Data is 'bob'), else in the order given."""
+    by name (bob/MP_Data is 'bob'); those renamed, in the order given. The caller checks the content."""
     folders = expand(data_dirs, flag)
     found = names(folders)
-    if sorted(found) == sorted(recorded_names):
-        return dict(zip(found, folders))
-    if len(folders) == len(recorded_names):
-        return dict(zip(recorded_names, folders))
+    # By name first (a folder of recordings may hold new ones: not used); the renamed ones in the order given.
+    mapped = {name: folder for name, folder in zip(found, folders) if name in recorded_names}
+    unnamed = [name for name in recorded_names if name not in mapped]
+    others = [folder for name, folder in zip(found, folders) if name not in recorded_names]
+    if not unnamed or len(unnamed) == len(others):
+        mapped.update(zip(unnamed, others))
+        return {name: mapped[name] for name in recorded_names}
     raise ValueError(f"the run trained on {len(recorded_names)} recordings ({', '.join(recorded_names)}); {flag} "
                      f"names {len(folders)} ({', '.join(found)}): give one {flag} per recording, in that order")
 

@@ -42,8 +42,8 @@ def twin_lists(group):
 def keep_apart(train_rows, test_rows, group):
     """(train rows without any twin of a test row, the rows left out). The test rows stay as drawn,
     so the spec's split is unchanged where nothing is duplicated; the training order is kept."""
-    train_rows = np.asarray(train_rows)
-    tested = set(np.asarray(group)[np.asarray(test_rows)].tolist())
+    train_rows = np.asarray(train_rows, dtype=np.int64)
+    tested = set(np.asarray(group)[np.asarray(test_rows, dtype=np.int64)].tolist())
     twin_of_test = np.isin(np.asarray(group)[train_rows], list(tested))
     return train_rows[~twin_of_test], train_rows[twin_of_test]
 

@@ -40,8 +40,13 @@ def _splits(dataset, settings, folds, repeats, by):
         pairs = [(f"fold {index + 1}", train_idx, test_idx)
                  for index, (train_idx, test_idx) in enumerate(splitter.split(dataset.X, dataset.y))]
     # A take copied into another fold or recording is never trained on when its twin is tested.
-    pairs = [(name, twins.keep_apart(train_idx, test_idx, dataset.twin_group)[0], test_idx)
-             for name, train_idx, test_idx in pairs]
+    kept = [(name, *twins.keep_apart(train_idx, test_idx, dataset.twin_group), test_idx)
+            for name, train_idx, test_idx in pairs]
+    left_out = sum(len(out) for _, _, out, _ in kept)
+    if left_out:
+        print(f"left out of training: {left_out} sequences (over {len(kept)} splits) identical to a sequence their "
+              f"split tests on (signtrain check lists the identical takes)")
+    pairs = [(name, train_idx, test_idx) for name, train_idx, _, test_idx in kept]
     return [(name, data.Split.of(np.random.default_rng(settings.seed + index).permutation(train_idx), test_idx))
             for index, (name, train_idx, test_idx) in enumerate(pairs)]
 

@@ -83,6 +83,9 @@ def _data_now(args, run_dir, data):
         folders = [by_name[name] for name in names]
     else:
         folders = recordings.expand(args["data"])
+        if len(names) > 1 and all(os.path.isdir(folder) for folder in folders):  # a folder of recordings may have grown
+            by_name = recordings.relocate(names, folders)
+            folders = [by_name[name] for name in names]
         if not all(os.path.isdir(folder) for folder in folders):
             folders = args.get("data_folders") or folders
         if not all(os.path.isdir(folder) for folder in folders):
