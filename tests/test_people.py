@@ -167,7 +167,8 @@ def test_evaluate_says_why_a_person_fails(short_run, tmp_path, capsys):
             values[HANDS] = 0
             np.save(frame, values)
     assert json.load(open(f"{run_dir}/metrics.json"))["data_profile"]["no_hand"] < 0.5
-    assert cli.main(["evaluate", "--model", run_dir, "--data", str(stranger)]) == 0
+    run_copy = shutil.copytree(run_dir, tmp_path / "run")  # evaluate writes evaluations/: never into the shared run
+    assert cli.main(["evaluate", "--model", str(run_copy), "--data", str(stranger)]) == 0
     out = capsys.readouterr().out
     assert "why it may fail: the hands (both) missing in" in out and "Fix: light the hands" in out
 
