@@ -62,7 +62,8 @@ def summarize(dataset):
     contract = dataset.num_features == config.NUM_FEATURES and not dataset.layout_problem
     frozen_rows, missing, no_hand, left_seen, right_seen, mirrored, shoulder_width = _per_sequence(dataset.X, contract)
     place = [f"{action}/{name}" for action, name in dataset.sequences]
-    duplicates = [[place[row] for row in rows] for rows in twins.twin_lists(dataset.twin_group)]
+    twin_rows = twins.twin_lists(dataset.twin_group)
+    duplicates = [[place[row] for row in rows] for rows in twin_rows]
     frozen = [place[row] for row in np.flatnonzero(frozen_rows)]
     actions = {}
     for label, action in enumerate(dataset.actions):
@@ -94,11 +95,11 @@ def summarize(dataset):
         "mirrored_sequences": int(mirrored.sum()),
         "shoulder_width": ({"p5": float(np.percentile(widths, 5)), "median": float(np.median(widths)),
                             "p95": float(np.percentile(widths, 95))} if len(widths) else None),
-        "problems": _problems(dataset, actions, frozen, duplicates),
+        "problems": _problems(dataset, actions, frozen, duplicates, twin_rows),
     }
 
 
-def _problems(dataset, actions, frozen, duplicates):
+def _problems(dataset, actions, frozen, duplicates, twin_rows):
     """[{severity, message, fix}]: "error" stops training, "warning" does not."""
     problems = []
 
@@ -134,7 +135,7 @@ def _problems(dataset, actions, frozen, duplicates):
         add("warning", f"{len(frozen)} frozen sequences (all 30 frames identical): {', '.join(frozen[:5])}",
             "the camera or MediaPipe froze while recording: re-record them")
     if duplicates:
-        labels = [set(dataset.y[rows].tolist()) for rows in twins.twin_lists(dataset.twin_group)]
+        labels = [set(dataset.y[rows].tolist()) for rows in twin_rows]
         across = sum(len(signs) > 1 for signs in labels)
         add("error" if across else "warning",
             f"{len(duplicates)} groups of identical sequences" + (f", {across} of them under different signs" if across else "")

@@ -40,8 +40,8 @@ def _splits(dataset, settings, folds, repeats, by):
         pairs = [(f"fold {index + 1}", train_idx, test_idx)
                  for index, (train_idx, test_idx) in enumerate(splitter.split(dataset.X, dataset.y))]
     # A take copied into another fold or recording is never trained on when its twin is tested.
-    kept = [(name, *twins.keep_apart(train_idx, test_idx, dataset.twin_group), test_idx)
-            for name, train_idx, test_idx in pairs]
+    group = dataset.twin_group
+    kept = [(name, *twins.keep_apart(train_idx, test_idx, group), test_idx) for name, train_idx, test_idx in pairs]
     left_out = sum(len(out) for _, _, out, _ in kept)
     if left_out:
         print(f"left out of training: {left_out} sequences (over {len(kept)} splits) identical to a sequence their "

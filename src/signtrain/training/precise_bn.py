@@ -73,8 +73,8 @@ def _stages(model):
 
 
 def _one_pass(model):
-    """A compiled function x -> [(mean, variance)] of every BatchNorm layer's input, in order: the
-    whole inference pass in one call, each LSTM run by signtrain.training.fast's kernel (the first
+    """A function x -> None that sets every BatchNorm layer to the exact statistics of its input over
+    x: the whole inference pass in one compiled call, each LSTM run by signtrain.training.fast's kernel (the first
     one's input projection as one product), each BatchNorm normalizing with the statistics just
     computed, as it will once they are assigned. For the CPU fast path and rows held in memory: the
     same values as _stages to float32 rounding (tests/test_precise_bn.py), at a fraction of the time."""
@@ -107,7 +107,15 @@ def _one_pass(model):
                 hidden = layer(hidden, training=False)
         return moments
 
-    return tf.function(run, reduce_retracing=True)
+    compiled = tf.function(run, reduce_retracing=True)
+    norms = [layer for layer in stack if isinstance(layer, keras.layers.BatchNormalization)]
+
+    def update(x):
+        for layer, (mean, variance) in zip(norms, compiled(x)):
+            layer.moving_mean.assign(tf.cast(mean, tf.float32))
+            layer.moving_variance.assign(tf.cast(variance, tf.float32))
+
+    return update
 
 
 def _one_pass_fits(model):
@@ -143,16 +151,6 @@ def _assign(chunks, stages):
     return assigned
 
 
-def _assign_moments(model, moments):
-    """Set the BatchNorm layers, in order, to the (mean, variance) pairs of _one_pass."""
-    from tensorflow import keras
-
-    layers = [layer for layer in model_lib.front_end_and_stack(model)[1] if isinstance(layer, keras.layers.BatchNormalization)]
-    for layer, (mean, variance) in zip(layers, moments):
-        layer.moving_mean.assign(np.asarray(mean, np.float32))
-        layer.moving_variance.assign(np.asarray(variance, np.float32))
-
-
 def callback(X, rows, fast_path=False):
     """A Keras callback that recomputes the statistics over X[rows] before every validation.
 
@@ -172,11 +170,11 @@ def callback(X, rows, fast_path=False):
         def on_train_begin(self, logs=None):
             self.one_pass = _one_pass(self.model) if fast_path and kept is not None and _one_pass_fits(self.model) else None
             self.stages = None if self.one_pass else _stages(self.model)
-            self.rows = np.concatenate(kept) if self.one_pass and len(kept) > 1 else (kept or [None])[0]
+            self.rows = np.concatenate(kept) if self.one_pass else None  # one call over every row
 
         def on_test_begin(self, logs=None):
             if self.one_pass is not None:
-                _assign_moments(self.model, self.one_pass(self.rows))
+                self.one_pass(self.rows)
             else:
                 _assign(kept if kept is not None else list(_read_chunks(X, rows)), self.stages)
 

@@ -45,9 +45,9 @@ def resumed_split(run_dir, dataset, seed):
     train_idx, test_idx = (np.array([row_of[name] for name in split["train"]], dtype=np.int64),
                            np.array([row_of[name] for name in split["test"]], dtype=np.int64))
     _check_takes(run_dir, args, dataset, np.concatenate([train_idx, test_idx]))
-    tested = set(dataset.twin_group[test_idx].tolist())
-    added = len(row_of) - len(train_idx) - len(test_idx) - int(np.isin(dataset.twin_group, list(tested)).sum()
-                                                              - len(test_idx))
+    group = dataset.twin_group
+    tested = set(group[test_idx].tolist())
+    added = len(row_of) - len(train_idx) - len(test_idx) - int(np.isin(group, list(tested)).sum() - len(test_idx))
     if added > 0:
         print(f"note: {added} sequences added since {run_dir} started are not used by the resumed run "
               f"(a new run trains on them)")
