@@ -103,7 +103,7 @@ def held_out_probabilities(run_dir, actions, test):
     from signtrain.model import network as model_lib
 
     recording = recordings_lib.load_recording(actions, test)
-    dataset, matched = recording["dataset"], recording["matched"]
+    dataset, matched = recording.dataset, recording.matched
     y_true = np.array([actions.index(matched[dataset.actions[label]]) for label in dataset.y])
     shipped = model_lib.load_model(os.path.join(run_dir, "action_model.h5"))
     return {"probabilities": shipped.predict(dataset.X, verbose=0), "y_true": y_true}

@@ -82,14 +82,14 @@ def exported_run(short_run, tmp_path_factory):
 def test_every_format_gives_the_keras_probabilities(exported_run):
     run_dir, _, metrics, X_test = exported_run
     reference = keras3_predict(os.path.join(run_dir, config.MODEL_FILE), X_test)
-    assert reference.shape == (len(X_test), len(metrics["actions"]))
+    assert reference.shape == (len(X_test), len(metrics.actions))
     for name in FORMATS:
         path = os.path.join(run_dir, formats.get(name).file)
         outputs = infer.load_predictor(path)(X_test)  # the format comes from the file name
         assert outputs.shape == reference.shape
         assert np.max(np.abs(outputs - reference)) < TOLERANCE, name
         assert (outputs.argmax(1) == reference.argmax(1)).all()
-        record = metrics["exports"][name]
+        record = metrics.exports[name]
         assert record["file"] == formats.get(name).file and record["max_abs_diff"] < TOLERANCE
         assert record["top1_agree"] == f"{len(X_test)}/{len(X_test)}" and record["converted"] is True
 
@@ -125,7 +125,7 @@ def test_h5_loads_in_keras2_and_keras3_with_the_same_predictions(exported_run, t
     h5_path = os.path.join(run_dir, config.MODEL_FILE)
     reference = keras3_predict(h5_path, X_test)
     assert np.max(np.abs(keras2_predict(h5_path, X_test, tmp_path) - reference)) < TOLERANCE
-    assert metrics["h5_loads_in"] == ["keras3", "keras2"]
+    assert metrics.h5_loads_in == ["keras3", "keras2"]
 
 
 def test_export_keeps_what_is_there_and_refuses_bad_input(exported_run, tmp_path, capsys):
@@ -157,9 +157,9 @@ def test_an_export_that_disagrees_is_removed(short_run, tmp_path, monkeypatch):
 
 def test_predict_prints_the_top_signs_in_every_format(exported_run, capsys):
     run_dir, data_dir, metrics, X_test = exported_run
-    action, name = metrics["test_sequences"][0]
+    action, name = metrics.test_sequences[0]
     sequence_dir = os.path.join(data_dir, action, name)
-    expected = metrics["actions"][int(keras3_predict(os.path.join(run_dir, config.MODEL_FILE), X_test[:1]).argmax())]
+    expected = metrics.actions[int(keras3_predict(os.path.join(run_dir, config.MODEL_FILE), X_test[:1]).argmax())]
     for model_format in ["keras"] + FORMATS:
         assert cli.main(["predict", "--model", run_dir, "--format", model_format, "--data", sequence_dir]) == 0
         lines = capsys.readouterr().out.strip().splitlines()
@@ -202,8 +202,8 @@ def test_train_normalize_exports_and_loads_in_keras2(tmp_path):
                      "--out", str(tmp_path / "run")]) == 0
     run_dir = str(tmp_path / "run")
     X, metrics = export.read_test_sequences(run_dir)
-    assert set(metrics["exports"]) == {"onnx", "tflite"} and metrics["h5_loads_in"] == ["keras3", "keras2"]
-    assert len(X) == metrics["n_test"]
+    assert set(metrics.exports) == {"onnx", "tflite"} and metrics.h5_loads_in == ["keras3", "keras2"]
+    assert len(X) == metrics.n_test
     reference = keras3_predict(os.path.join(run_dir, config.MODEL_FILE), X)
     for name in ("onnx", "tflite"):
         outputs = infer.load_predictor(os.path.join(run_dir, formats.get(name).file))(X)

@@ -172,7 +172,7 @@ def test_a_resumed_run_counts_patience_from_where_it_stopped(tmp_path):
     with open(os.path.join(run_dir, config.RESULTS_FILE), "w") as handle:
         handle.write("epoch,loss,val_categorical_accuracy\n0,1.0,0.5\n1,0.9,0.7\n2,0.8,0.6\n3,0.7,0.6\n")
     net, state = fitting.resume_state(run_dir, net, config.MONITOR)
-    assert (state["epochs_done"], state["best_epoch"], state["best"], state["wait"]) == (4, 1, 0.7, 2)
+    assert (state.epochs_done, state.best_epoch, state.best, state.wait) == (4, 1, 0.7, 2)
     settings = TrainSettings(data="unused", patience=3)
     path = lambda name: os.path.join(run_dir, name)  # noqa: E731
     for resumed, stops in ((state, True), (None, False)):

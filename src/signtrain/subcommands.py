@@ -36,7 +36,7 @@ def evaluate(args):
     loaded = [(data_dir, recordings.load_recording(actions, data_dir, args.aliases or (), args.any_layout))
               for data_dir in folders]
     for data_dir, recording in loaded:
-        width = recording["dataset"].num_features
+        width = recording.dataset.num_features
         if width != model.input_shape[-1]:
             raise ValueError(f"the frames in {data_dir} have {width} values, {model_path} takes "
                              f"{model.input_shape[-1]} (the layout it was trained on): evaluate it on a recording in "
@@ -60,13 +60,14 @@ def _trained_profile(run_dir):
     import json
 
     from signtrain.data import person
+    from signtrain.report.metrics import Metrics
 
     try:
         with open(os.path.join(run_dir, config.METRICS_FILE), encoding="utf-8") as handle:
             metrics = json.load(handle)
     except (OSError, ValueError):
         return None
-    return person.Profile.from_json(metrics.get("data_profile")) if isinstance(metrics, dict) else None
+    return person.Profile.from_json(Metrics.from_json(metrics).data_profile) if isinstance(metrics, dict) else None
 
 
 def predict(args):

@@ -8,6 +8,7 @@ across recordings as `evaluate` matches them (case, spaces, underscores, hyphens
 every row remembers its recording.
 """
 
+import dataclasses
 import os
 
 import numpy as np
@@ -206,6 +207,15 @@ def format_summary(dataset):
     return "\n".join(lines)
 
 
+@dataclasses.dataclass
+class Recording:
+    """Another recording, its folders matched to the model's signs (what evaluate scores)."""
+    data: str  # the folder as given
+    matched: dict  # {folder name: the model's sign}
+    unmatched_folders: list  # folders that name no sign of the model (not scored)
+    dataset: object  # signtrain.data.dataset.Dataset of the matched folders
+
+
 def load_recording(model_actions, data_dir, aliases=(), any_layout=False, flag="--data"):
     """The sequences of another MP_Data folder whose folder names a sign of the model.
 
@@ -225,9 +235,5 @@ def load_recording(model_actions, data_dir, aliases=(), any_layout=False, flag="
             f"no folder of {data_dir!r} matches a sign of the model {list(model_actions)}. "
             f"Folders: {folders}. Declare the same sign under two names with --alias folder_name=model_name."
         )
-    return {
-        "data": data_dir,
-        "matched": matched,
-        "unmatched_folders": [f for f in folders if f not in matched],
-        "dataset": data.load_dataset(data_dir, list(matched), any_layout=any_layout),
-    }
+    return Recording(data=data_dir, matched=matched, unmatched_folders=[f for f in folders if f not in matched],
+                     dataset=data.load_dataset(data_dir, list(matched), any_layout=any_layout))

@@ -175,7 +175,7 @@ def read_test_sequences(run_dir, data_dir=None):
             args = yaml.safe_load(handle)
         except yaml.YAMLError:
             args = None
-    sequences = metrics.get("test_sequences")
+    sequences = metrics.test_sequences
     args = args if isinstance(args, dict) else {}
     if not data_dir and args.get("data_folders") and not all(map(os.path.isdir, recordings.expand(args.get("data") or []))):
         data_dir = args["data_folders"]  # run from another folder: the absolute paths the run kept
@@ -203,7 +203,9 @@ def read_test_sequences(run_dir, data_dir=None):
 
 def _read_metrics(path):
     """A run's metrics.json as export needs it (test_sequences: [sign, sequence] pairs; exports: a
-    dict), or a ValueError naming the file and the way on."""
+    dict) as a signtrain.report.metrics.Metrics, or a ValueError naming the file and the way on."""
+    from signtrain.report.metrics import Metrics
+
     fix = "copy the run's metrics.json again, or train the run again with --export"
     try:
         with open(path, encoding="utf-8") as handle:
@@ -212,7 +214,8 @@ def _read_metrics(path):
         raise ValueError(f"{path} is not readable JSON ({type(error).__name__}: {str(error)[:100]}): {fix}") from None
     if not isinstance(metrics, dict):
         raise ValueError(f"{path} holds a {type(metrics).__name__}, not a run's metrics: {fix}")
-    sequences = metrics.get("test_sequences")
+    metrics = Metrics.from_json(metrics)
+    sequences = metrics.test_sequences
     if not sequences:
         raise ValueError(f"{path} lists no test_sequences to check the export on (a run of an older signtrain?): "
                          f"train the run again with --export")
@@ -220,7 +223,7 @@ def _read_metrics(path):
             isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)
             for pair in sequences):
         raise ValueError(f"{path}: test_sequences is not a list of [sign, sequence] names: {fix}")
-    if not isinstance(metrics.get("exports") or {}, dict):
+    if not isinstance(metrics.exports or {}, dict):
         raise ValueError(f"{path}: exports is not a table of formats: {fix}")
     return metrics
 
@@ -236,6 +239,6 @@ def export_run(run_dir, formats, data_dir=None):
     X_check, metrics = read_test_sequences(run_dir, data_dir)
     model = model_lib.load_model(os.path.join(run_dir, config.MODEL_FILE))
     records = export_and_check(model, run_dir, formats, X_check)
-    metrics["exports"] = dict(metrics.get("exports") or {}, **records)
-    files.write_json(os.path.join(run_dir, config.METRICS_FILE), metrics)
+    metrics.exports = dict(metrics.exports or {}, **records)
+    files.write_json(os.path.join(run_dir, config.METRICS_FILE), metrics.to_json())
     return records

@@ -40,23 +40,23 @@ def _unstable_training(metrics, history):
     if swing > UNSTABLE_SWING:
         tail = val[-SWING_EPOCHS:]
         jump = max(abs(after - before) for before, after in zip(tail, tail[1:]))
-        cause = (" (trained with --no-precise-bn: train without it)" if metrics.get("precise_bn") is False else "")
+        cause = (" (trained with --no-precise-bn: train without it)" if metrics.precise_bn is False else "")
         yield (f"validation accuracy swings from epoch to epoch: sd {swing:.2f} over the last {SWING_EPOCHS} epochs, "
                f"jumps of up to {jump * 100:.0f} points, {min(tail):.0%} to {max(tail):.0%}{cause}",
                {"swing": swing, "largest_jump": jump, "last_epochs": tail, "threshold": UNSTABLE_SWING,
-                "precise_bn": metrics.get("precise_bn")})
+                "precise_bn": metrics.precise_bn})
 
 
 def _low_accuracy(metrics, history):
-    accuracy = metrics["test_accuracy"]
+    accuracy = metrics.test_accuracy
     if accuracy < 0.8:
-        low, high = metrics.get("test_accuracy_ci95", (accuracy, accuracy))
+        low, high = metrics.test_accuracy_ci95 or (accuracy, accuracy)
         yield (f"test accuracy {accuracy:.0%} (95% interval {low:.0%}-{high:.0%}), below 80%",
-               {"test_accuracy": accuracy, "n_test": metrics["n_test"]})
+               {"test_accuracy": accuracy, "n_test": metrics.n_test})
 
 
 def _confused_pair(metrics, history):
-    matrix, actions = metrics["confusion_matrix"], metrics["actions"]
+    matrix, actions = metrics.confusion_matrix, metrics.actions
     for true, row in enumerate(matrix):
         support = sum(row)
         for predicted, count in enumerate(row):
@@ -68,29 +68,29 @@ def _confused_pair(metrics, history):
 
 def _overfitting(metrics, history):
     train = history.get("categorical_accuracy", [])
-    if not train or metrics.get("best_epoch") is None:
+    if not train or metrics.best_epoch is None:
         return
-    train_accuracy = train[min(metrics["best_epoch"], len(train)) - 1]
-    gap = train_accuracy - metrics["test_accuracy"]
+    train_accuracy = train[min(metrics.best_epoch, len(train)) - 1]
+    gap = train_accuracy - metrics.test_accuracy
     if gap > 0.15:
-        yield (f"train {train_accuracy:.0%}, test {metrics['test_accuracy']:.0%}: gap {gap * 100:.0f} points",
-               {"train_accuracy": train_accuracy, "test_accuracy": metrics["test_accuracy"]})
+        yield (f"train {train_accuracy:.0%}, test {metrics.test_accuracy:.0%}: gap {gap * 100:.0f} points",
+               {"train_accuracy": train_accuracy, "test_accuracy": metrics.test_accuracy})
 
 
 def _not_learning(metrics, history):
-    chance = 1 / len(metrics["actions"])
+    chance = 1 / len(metrics.actions)
     val = _finite(history.get("val_categorical_accuracy", []))
     train = _finite(history.get("categorical_accuracy", []))
     if len(val) >= 20 and max(val) <= max(1.5 * chance, chance + 0.05):
         yield (f"validation accuracy never above {max(val):.0%} in {len(val)} epochs (chance is {chance:.0%})",
                {"best_val_accuracy": max(val), "epochs": len(val), "chance": chance})
-    elif train and train[-1] < 0.6 and metrics["test_accuracy"] < 0.6:
-        yield (f"train {train[-1]:.0%} and test {metrics['test_accuracy']:.0%} accuracy: both low",
-               {"train_accuracy": train[-1], "test_accuracy": metrics["test_accuracy"]})
+    elif train and train[-1] < 0.6 and metrics.test_accuracy < 0.6:
+        yield (f"train {train[-1]:.0%} and test {metrics.test_accuracy:.0%} accuracy: both low",
+               {"train_accuracy": train[-1], "test_accuracy": metrics.test_accuracy})
 
 
 def _one_class(metrics, history):
-    matrix, actions = metrics["confusion_matrix"], metrics["actions"]
+    matrix, actions = metrics.confusion_matrix, metrics.actions
     total = sum(sum(row) for row in matrix)
     if len(actions) < 3 or not total:
         return
@@ -110,14 +110,14 @@ def _nan_loss(metrics, history):
 
 
 def _hands_missing(metrics, history):
-    for action, entry in (metrics.get("data_check") or {}).get("actions", {}).items():
+    for action, entry in (metrics.data_check or {}).get("actions", {}).items():
         if entry.get("no_hand_share", 0) > 0.5:
             yield (f"{entry['no_hand_share']:.0%} of frames of {action} have no hand at all",
                    {"action": action, "no_hand_share": entry["no_hand_share"]})
 
 
 def _mixed_handedness(metrics, history):
-    for action, entry in (metrics.get("data_check") or {}).get("actions", {}).items():
+    for action, entry in (metrics.data_check or {}).get("actions", {}).items():
         left, right = entry.get("left_hand_sequences", 0), entry.get("right_hand_sequences", 0)
         usable = entry.get("usable", 0)
         if usable and min(left, right) >= max(2, 0.2 * usable):
@@ -126,7 +126,7 @@ def _mixed_handedness(metrics, history):
 
 
 def _mirrored_camera(metrics, history):
-    check = metrics.get("data_check") or {}
+    check = metrics.data_check or {}
     mirrored = check.get("mirrored_sequences", 0)
     total = sum(entry.get("usable", 0) for entry in check.get("actions", {}).values())
     if total and mirrored:
@@ -140,17 +140,17 @@ def _mirrored_camera(metrics, history):
 
 
 def _distance_sessions(metrics, history):
-    width = (metrics.get("data_check") or {}).get("shoulder_width")
+    width = (metrics.data_check or {}).get("shoulder_width")
     if width and width["p5"] > 0 and width["p95"] / width["p5"] > 1.5:
         yield (f"shoulder width in the image ranges {width['p5']:.2f} to {width['p95']:.2f} (5th-95th "
                f"percentile): sequences recorded at different distances from the camera", dict(width))
 
 
 def _one_recording(metrics, history):
-    recordings = metrics.get("recordings")
+    recordings = metrics.recordings
     if recordings is None or len(recordings) > 1:
         return
-    features = metrics.get("features", "raw")
+    features = metrics.features or "raw"
     measured = NEW_PERSON_MEASURED.get(features)
     number = (f"; on public recordings by other people this project measured {measured:.0%} on a person the model "
               f"never saw with --features {features} ({NEW_PERSON_RESULTS})" if measured is not None else "")
@@ -187,7 +187,8 @@ def section(code):
 
 
 def diagnose(metrics, history):
-    """[{code, severity, message, evidence, section}] for every rule that applies."""
+    """[{code, severity, message, evidence, section}] for every rule that applies to a run's
+    signtrain.report.metrics.Metrics and its per-epoch history."""
     found = []
     for code, (severity, rule) in RULES.items():
         for message, evidence in rule(metrics, history):

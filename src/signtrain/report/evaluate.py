@@ -108,7 +108,7 @@ def evaluate_recording(model, model_actions, recording, trained=None):
     data's signtrain.data.person.Profile) what differs in this recording that can make the model fail."""
     from signtrain.data import person
 
-    dataset, matched = recording["dataset"], recording["matched"]
+    dataset, matched = recording.dataset, recording.matched
     label_of = {action: index for index, action in enumerate(model_actions)}
     y_true = np.array([label_of[matched[dataset.actions[label]]] for label in dataset.y])
     y_pred = model.predict(dataset.X, verbose=0).argmax(axis=1)
@@ -116,9 +116,9 @@ def evaluate_recording(model, model_actions, recording, trained=None):
     per_class, matrix, _ = classification_metrics(y_true, y_pred, list(model_actions))
     scored = person.profile(dataset.X)
     return {
-        "data": recording["data"],
+        "data": recording.data,
         "matched": matched,
-        "unmatched_folders": recording["unmatched_folders"],
+        "unmatched_folders": recording.unmatched_folders,
         "signs_without_data": [a for a in model_actions if a not in matched.values()],
         "n": int(len(y_true)),
         "accuracy": correct / len(y_true),

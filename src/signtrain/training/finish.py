@@ -9,7 +9,7 @@ import numpy as np
 from signtrain import config, files
 from signtrain.data import dataset as data, person, recordings
 from signtrain.model import network as model_lib
-from signtrain.report import diagnose, evaluate
+from signtrain.report import diagnose, evaluate, metrics as metrics_record
 from signtrain.export import convert as export
 from signtrain.training import fitting, stream
 
@@ -47,15 +47,15 @@ def score(dataset, test_idx, probabilities):
 class RunReport:
     """What a finished run returns: its folder, metrics.json's content and what to tell the user."""
     run_dir: str
-    metrics: dict  # exactly what metrics.json holds (its keys are a contract: README, diagnose, export)
+    metrics: metrics_record.Metrics  # metrics.json (its keys are a contract: README, diagnose, export)
     report: str  # the classification report (report.txt)
     failed_exports: list  # [(format, error)]: the run is complete, these formats can be retried
 
 
 def judge(prepared, net):
-    """Reload the best epoch, write action_model.h5, actions.npy and the SavedModel, score X_test."""
+    """Reload the best epoch, write action_model.h5, actions.npy and the SavedModel, and predict the
+    test rows once with the shipped file: accuracy, loss and the confusion matrix all come from those."""
     dataset, test_idx, path = prepared.dataset, prepared.split.test, prepared.path
-    y_test = data.one_hot(dataset.y[test_idx], len(dataset.actions))
     best = model_lib.compile_model(model_lib.load_model(path(config.BEST_MODEL_FILE)))
     build = fitting.builder(prepared.settings, len(dataset.actions), dataset)
     # Both Keras must predict alike on two test sequences before the Keras 2 file is kept.
@@ -65,18 +65,21 @@ def judge(prepared, net):
         files.remove_path(path(config.SAVEDMODEL_DIR))
     export.export_savedmodel(best, path(config.SAVEDMODEL_DIR))
     shipped = model_lib.load_model(path(config.MODEL_FILE))
-    if prepared.settings.stream:  # dataset.X is a memory map: rows are read batch by batch
-        test_loss, test_accuracy = (float(v) for v in stream.evaluate(best, dataset.X, test_idx, y_test))
-        probabilities = stream.predict(shipped, dataset.X, test_idx)
-        in_memory = stream.predict(net, dataset.X, test_idx)
-        X_check = stream.sample(dataset.X, test_idx)  # the exports are checked on the first READ_ROWS
-    else:
-        X_check = dataset.X[test_idx]
-        test_loss, test_accuracy = (float(v) for v in best.evaluate(X_check, y_test, verbose=0))
-        probabilities = shipped.predict(X_check, verbose=0)
-        in_memory = net.predict(X_check, verbose=0)
+    # With --stream dataset.X is a memory map: stream.predict reads READ_ROWS rows at a time.
+    probabilities = stream.predict(shipped, dataset.X, test_idx)
+    # The exports are checked on the test rows (with --stream the first READ_ROWS: arrays in memory).
+    X_check = stream.sample(dataset.X, test_idx, stream.READ_ROWS if prepared.settings.stream else None)
+    in_memory = net.predict(X_check, verbose=0)
+    test_loss = categorical_crossentropy(dataset.y[test_idx], probabilities)
+    test_accuracy = float(np.mean(probabilities.argmax(axis=1) == dataset.y[test_idx]))
     judged = Judged(best, test_loss, test_accuracy, probabilities, in_memory, X_check, h5_keras3_only)
     return judged, shipped
+
+
+def categorical_crossentropy(labels, probabilities):
+    """Keras' categorical cross-entropy of softmax outputs (clipped to [1e-7, 1 - 1e-7] as Keras does)."""
+    picked = np.clip(probabilities[np.arange(len(labels)), labels].astype(np.float64), 1e-7, 1 - 1e-7)
+    return float(np.mean(-np.log(picked)))
 
 
 def _metrics(prepared, judged, scores, history, train_seconds, resumed):
@@ -84,40 +87,38 @@ def _metrics(prepared, judged, scores, history, train_seconds, resumed):
     dataset, settings, split = prepared.dataset, prepared.settings, prepared.split
     val_accuracy = history.get("val_categorical_accuracy", [])
     best_index = fitting.best_epoch_index(history, settings.monitor, settings.keep)  # the epoch kept
-    metrics = {
-        "test_accuracy": judged.test_accuracy, "test_accuracy_ci95": list(scores.interval),
-        "test_correct": scores.correct,
-        "test_loss": judged.test_loss,
-        "best_val_accuracy": float(val_accuracy[best_index]) if best_index is not None and val_accuracy else None,
-        "best_epoch": best_index + 1 if best_index is not None else None,
-        "monitor": settings.monitor, "epochs_run": len(history.get("loss", [])),
-        "n_train": len(split.train), "n_val": len(split.validation), "n_test": len(split.test),
-        "actions": dataset.actions, "num_features": dataset.num_features,
-        "per_class": scores.per_class, "confusion_matrix": scores.matrix.tolist(),
-        "skipped_sequences": dataset.skipped, "ignored": dataset.notes,
-        "data_check": {key: value for key, value in prepared.data_check.items()
-                       if key not in ("skipped_sequences", "ignored")},
-        "test_sequences": [list(dataset.sequences[i]) for i in split.test],
+    return metrics_record.Metrics(
+        test_accuracy=judged.test_accuracy, test_accuracy_ci95=list(scores.interval), test_correct=scores.correct,
+        test_loss=judged.test_loss,
+        best_val_accuracy=float(val_accuracy[best_index]) if best_index is not None and val_accuracy else None,
+        best_epoch=best_index + 1 if best_index is not None else None,
+        monitor=settings.monitor, epochs_run=len(history.get("loss", [])),
+        n_train=len(split.train), n_val=len(split.validation), n_test=len(split.test),
+        actions=dataset.actions, num_features=dataset.num_features,
+        per_class=scores.per_class, confusion_matrix=scores.matrix.tolist(),
+        skipped_sequences=dataset.skipped, ignored=dataset.notes,
+        data_check={key: value for key, value in prepared.data_check.items()
+                    if key not in ("skipped_sequences", "ignored")},
+        test_sequences=[list(dataset.sequences[i]) for i in split.test],
         # On a resume the in-memory model holds the weights EarlyStopping restored; they must match the file.
-        "reload_max_abs_diff": float(np.max(np.abs(judged.probabilities - judged.in_memory))),
-        "train_seconds": train_seconds, "resumed": bool(resumed), "seed": settings.seed,
+        reload_max_abs_diff=float(np.max(np.abs(judged.probabilities[:len(judged.in_memory)] - judged.in_memory))),
+        train_seconds=train_seconds, resumed=bool(resumed), seed=settings.seed,
         # Exact BatchNorm statistics before every validation (signtrain.training.precise_bn), over the training
         # rows (a seeded sample of precise_bn.STATISTICS_ROWS of them when there are more).
-        "precise_bn": settings.precise_bn, "reshuffle": settings.reshuffle, "features": settings.features,
-        "hand_dropout": settings.hand_dropout, "keep": settings.keep, "recipe": settings.recipe,
-        "ensemble_size": settings.ensemble,
+        precise_bn=settings.precise_bn, reshuffle=settings.reshuffle, features=settings.features,
+        hand_dropout=settings.hand_dropout, keep=settings.keep, recipe=settings.recipe,
+        ensemble_size=settings.ensemble,
         # Where the sequences came from: one entry per --data recording (signtrain.data.recordings).
-        "recordings": recordings.summary(dataset),
+        recordings=recordings.summary(dataset),
         # What the training rows look like (hands missing, size, place, pace): evaluate compares a
         # person the model fails on with it (signtrain.data.person).
-        "data_profile": _profile_json(dataset.X, split.training),
-        "versions": prepared.versions,
-    }
-    # Keras 2 (tf_keras, TF <= 2.15 apps) loads action_model.h5 too, unless it could not write or read it (h5compat).
-    metrics["h5_loads_in"] = ["keras3"] + ([] if judged.h5_keras3_only else ["keras2"])
-    if judged.h5_keras3_only:
-        metrics["h5_keras3_only_because"] = judged.h5_keras3_only
-    return metrics
+        data_profile=_profile_json(dataset.X, split.training),
+        versions=prepared.versions,
+        # Keras 2 (tf_keras, TF <= 2.15 apps) loads action_model.h5 too, unless it could not write or read
+        # it (h5compat).
+        h5_loads_in=["keras3"] + ([] if judged.h5_keras3_only else ["keras2"]),
+        h5_keras3_only_because=judged.h5_keras3_only or None,
+    )
 
 
 def _profile_json(X, rows):
@@ -152,37 +153,36 @@ def finish(prepared, net, history, train_seconds, resumed, members=None):
     if members:
         from signtrain.model import ensemble
 
-        metrics["ensemble"] = {"members": len(members), "seeds": [prepared.settings.seed + k for k in range(len(members))],
+        metrics.ensemble = {"members": len(members), "seeds": [prepared.settings.seed + k for k in range(len(members))],
                                "member_test_accuracy": ensemble.member_accuracies(members, judged.X_check,
                                                                                   dataset.y[prepared.split.test][:len(judged.X_check)]),
                                "member_test_rows": len(judged.X_check),  # with --stream the first READ_ROWS
                                "test_accuracy": judged.test_accuracy}
     failed = []
     if prepared.settings.export:
-        metrics["exports"], failed = _exports(prepared.settings, judged, prepared.run_dir)
-    metrics["diagnostics"] = diagnose.diagnose(metrics, history)
+        metrics.exports, failed = _exports(prepared.settings, judged, prepared.run_dir)
+    metrics.diagnostics = diagnose.diagnose(metrics, history)
     if prepared.recording:
-        metrics["external_test"] = evaluate.evaluate_recording(shipped, dataset.actions, prepared.recording,
-                                                               person.Profile.from_json(metrics["data_profile"]))
-    files.write_json(path(config.METRICS_FILE), metrics)  # last: a run without it is resumable
+        metrics.external_test = evaluate.evaluate_recording(shipped, dataset.actions, prepared.recording,
+                                                            person.Profile.from_json(metrics.data_profile))
+    files.write_json(path(config.METRICS_FILE), metrics.to_json())  # last: a run without it is resumable
     return RunReport(prepared.run_dir, metrics, scores.report, failed)
 
 
 def print_summary(run):
     """What the user reads at the end of a run; raises when an export failed (the run is complete)."""
     metrics, run_dir = run.metrics, run.run_dir
-    low, high = metrics["test_accuracy_ci95"]
+    low, high = metrics.test_accuracy_ci95
     print(run.report)
-    print(diagnose.format_diagnostics(metrics["diagnostics"]))
-    if "external_test" in metrics:
-        print(evaluate.format_recording_result(metrics["external_test"]))
-    kept = ("the last epoch's validation accuracy" if metrics.get("keep") == "last"  # --keep last
-            else "best validation accuracy")
-    print(f"test accuracy {metrics['test_accuracy']:.1%} ({metrics['test_correct']}/{metrics['n_test']}; 95% interval "
-          f"{low:.0%}-{high:.0%}), {kept} {metrics['best_val_accuracy']:.1%} at epoch "
-          f"{metrics['best_epoch']} of {metrics['epochs_run']}, {metrics['train_seconds']:.0f} s")
+    print(diagnose.format_diagnostics(metrics.diagnostics))
+    if metrics.external_test:
+        print(evaluate.format_recording_result(metrics.external_test))
+    kept = "the last epoch's validation accuracy" if metrics.keep == "last" else "best validation accuracy"
+    print(f"test accuracy {metrics.test_accuracy:.1%} ({metrics.test_correct}/{metrics.n_test}; 95% interval "
+          f"{low:.0%}-{high:.0%}), {kept} {metrics.best_val_accuracy:.1%} at epoch "
+          f"{metrics.best_epoch} of {metrics.epochs_run}, {metrics.train_seconds:.0f} s")
     print(f"run saved to {run_dir}: {config.MODEL_FILE} and {config.ACTIONS_FILE} go to the live app")
-    because = metrics.get("h5_keras3_only_because")
+    because = metrics.h5_keras3_only_because
     if because:
         print(f"{config.MODEL_FILE} loads in Keras 3 (TensorFlow 2.16+) only ({because}); for a TF <= 2.15 "
               f"app use signtrain export {run_dir} --format onnx (ONNX Runtime) or tflite")

@@ -137,8 +137,8 @@ def callbacks(keras, path, settings, resumed):
         def on_train_begin(self, logs=None):
             super().on_train_begin(logs)
             if resumed:
-                self.best, self.wait = resumed["best"], resumed["wait"]
-                self.best_epoch, self.best_weights = resumed["best_epoch"], resumed["best_weights"]
+                self.best, self.wait = resumed.best, resumed.wait
+                self.best_epoch, self.best_weights = resumed.best_epoch, resumed.best_weights
 
     mode = config.MONITOR_MODES[settings.monitor]
     if settings.keep == "last":  # every epoch runs; best_model.h5 holds the last one (the one kept)
@@ -149,7 +149,7 @@ def callbacks(keras, path, settings, resumed):
                                            restore_best_weights=True, verbose=1)]
         checkpoint = AtomicCheckpoint(path(config.BEST_MODEL_FILE), monitor=settings.monitor, mode=mode,
                                       save_best_only=True, verbose=0,
-                                      initial_value_threshold=resumed["best"] if resumed else None)
+                                      initial_value_threshold=resumed.best if resumed else None)
     return [
         stop_on_non_finite(keras),  # first: a NaN step is never checkpointed
         *stopping,
@@ -195,6 +195,16 @@ def best_epoch_index(history, monitor, keep="best"):
     return int(np.argmax(values) if config.MONITOR_MODES[monitor] == "max" else np.argmin(values))
 
 
+@dataclasses.dataclass
+class Resumed:
+    """Where an interrupted run stopped, as its EarlyStopping and ModelCheckpoint continue from it."""
+    epochs_done: int
+    best: float  # the monitored value of the best epoch
+    best_epoch: int  # 0-based
+    wait: int  # epochs since the best one
+    best_weights: list  # best_model.h5's weights (what EarlyStopping restores)
+
+
 def resume_state(run_dir, net, monitor):
     """Where an interrupted run stopped: epochs done, early-stopping state, weights to start from."""
     path = lambda name: os.path.join(run_dir, name)  # noqa: E731
@@ -211,9 +221,8 @@ def resume_state(run_dir, net, monitor):
         net = keras.models.load_model(last)
     else:  # e.g. the process was killed: start again from the best epoch with a fresh optimizer
         net.set_weights(best_weights)
-    state = {"epochs_done": done, "best": history[monitor][best_index], "best_epoch": best_index,
-             "wait": done - 1 - best_index, "best_weights": best_weights}
-    return net, state
+    return net, Resumed(epochs_done=done, best=history[monitor][best_index], best_epoch=best_index,
+                        wait=done - 1 - best_index, best_weights=best_weights)
 
 
 class DeferredInterrupt:

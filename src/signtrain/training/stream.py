@@ -101,11 +101,6 @@ def predict(model, X, rows):
                            for start in range(0, len(rows), READ_ROWS)])
 
 
-def evaluate(model, X, rows, targets):
-    """model.evaluate on X[rows] (loss, accuracy), read READ_ROWS rows at a time."""
-    return model.evaluate(rows_dataset(X, rows, targets, READ_ROWS), verbose=0)
-
-
 def sample(X, rows, limit=READ_ROWS):
     """The first `limit` of rows, read into memory (for checks that need arrays: exports)."""
     return read_rows(X, np.asarray(rows)[:limit])

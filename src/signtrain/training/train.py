@@ -154,9 +154,9 @@ def fit_run(prepared, net, fit_plan, resumed):
         history = fitting.fit(
             net, fit_plan, callbacks=fitting.callbacks(keras, path, settings, resumed),
             # A run whose early stopping had already ended trains no further epoch when resumed.
-            epochs=(resumed["epochs_done"] if resumed and settings.keep == "best" and resumed["wait"] >= settings.patience
+            epochs=(resumed.epochs_done if resumed and settings.keep == "best" and resumed.wait >= settings.patience
                     else settings.epochs),
-            initial_epoch=resumed["epochs_done"] if resumed else 0,
+            initial_epoch=resumed.epochs_done if resumed else 0,
             verbose=default_verbose() if settings.verbose is None else settings.verbose).history
     except KeyboardInterrupt:
         raise _interrupted(prepared, net) from None
@@ -255,7 +255,7 @@ def fit_members(prepared):
 
 
 def train(settings, resume_dir=None):
-    """Run the whole pipeline; returns (run_dir, metrics dict).
+    """Run the whole pipeline; returns (run_dir, metrics.json's content as a dict).
 
     resume_dir: an interrupted run folder to continue (its args.yaml gives the settings).
     """
@@ -275,7 +275,7 @@ def train(settings, resume_dir=None):
         if resume_dir:
             with distribute.scope(prepared.strategy):
                 net, resumed = fitting.resume_state(resume_dir, net, prepared.settings.monitor)
-            print(f"resuming {prepared.run_dir} after epoch {resumed['epochs_done']}")
+            print(f"resuming {prepared.run_dir} after epoch {resumed.epochs_done}")
         # The spec's fit: EarlyStopping on validation, the best epoch checkpointed (--ensemble: per member).
         if prepared.settings.ensemble > 1:
             net, history, train_seconds, members = fit_members(prepared)
@@ -287,9 +287,9 @@ def train(settings, resume_dir=None):
         if not distribute.is_chief():
             shutil.rmtree(prepared.run_dir, ignore_errors=True)
             print("worker done: the chief writes the run folder")
-            return run.run_dir, run.metrics
+            return run.run_dir, run.metrics.to_json()
         print_summary(run)
-        return run.run_dir, run.metrics
+        return run.run_dir, run.metrics.to_json()
     except KeyboardInterrupt:  # before the fit, or while the files are written (fit_run has its own)
         raise _interrupted(prepared, net) from None
     finally:
