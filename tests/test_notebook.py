@@ -53,9 +53,9 @@ def test_notebook_shape():
                 imported.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom):
                 imported.add(node.module.split(".")[0])
-    # Self-contained: only the libraries Colab ships, never this package or the recorders' utils.
-    assert imported == {"itertools", "os", "shutil", "sys", "time", "zipfile", "logging", "google", "numpy", "tensorflow", "sklearn",
-                        "matplotlib", "seaborn"}
+    # Self-contained: the standard library and what Colab ships, never this package or the recorders' utils.
+    colab_ships = {"google", "numpy", "tensorflow", "sklearn", "matplotlib", "seaborn"}
+    assert imported - set(sys.stdlib_module_names) <= colab_ships, imported
 
 
 def test_safe_extract_refuses_entries_outside_the_folder(tmp_path):
@@ -75,12 +75,35 @@ def test_safe_extract_refuses_entries_outside_the_folder(tmp_path):
         archive.writestr("project/MP_Data/Hello/0/0.npy", b"x")
     namespace["safe_extract"](str(nested), str(tmp_path / "content"))
     assert namespace["find_mp_data"](str(tmp_path / "content")) == str(tmp_path / "content" / "project" / "MP_Data")
+    assert namespace["find_mp_data"](str(tmp_path)) is None
+
+
+def test_the_notebook_never_overwrites_an_earlier_output(tmp_path, monkeypatch):
+    """keep_previous moves an earlier file aside under a new name each time, within the same second too;
+    and EPOCHS is the spec's 200 unless SIGNTRAIN_EPOCHS shortens a trial run."""
+    monkeypatch.delenv("SIGNTRAIN_EPOCHS", raising=False)
+    namespace = {}
+    exec(code_cells(nbformat.read(NOTEBOOK, as_version=4))[0].source.split("if IN_COLAB:")[0], namespace)
+    assert namespace["EPOCHS"] == config.DEFAULT_EPOCHS
+    model = tmp_path / "action_model.h5"
+    for content in ("first", "second", "third"):
+        model.write_text(content)
+        namespace["keep_previous"](str(model), str(tmp_path))
+        assert not model.exists()
+    kept = sorted((tmp_path / "signtrain_previous").iterdir())
+    assert sorted(path.read_text() for path in kept) == ["first", "second", "third"]
+    assert all(path.name.endswith("_action_model.h5") for path in kept)
+    namespace["keep_previous"](str(tmp_path / "never_written.png"), str(tmp_path))  # nothing to keep: no error
 
 
 # Appended to the notebook before a headless run: what the tests compare with the package.
 STATE_CELL = (
     "import json\n"
     "np.savez('state.npz', X=X, y=y, X_test=X_test, y_test=y_test, actions=ACTIONS, X_fit=X_train[:FIT_ROWS])\n"
+    "json.dump({'patience': early_stop.patience, 'monitor': early_stop.monitor, 'restore': early_stop.restore_best_weights,\n"
+    "           'checkpoint_monitor': checkpoint.monitor, 'save_best_only': checkpoint.save_best_only,\n"
+    "           'fit_rows': FIT_ROWS, 'n_train': len(X_train), 'n_val': len(X_train) - FIT_ROWS,\n"
+    "           'epochs': history.params['epochs'], 'steps': history.params['steps']}, open('fit.json', 'w'))\n"
     "json.dump([layer.get_config() for layer in model.layers], open('layers.json', 'w'))\n"
     "json.dump({'tensorflow': tf.__version__, 'keras': tf.keras.__version__}, open('versions.json', 'w'))"
 )
@@ -266,20 +289,30 @@ def test_the_notebook_runs_on_colabs_versions_and_reports_what_it_ships(executed
     assert accuracy >= 0.8, outputs[-3000:]
 
 
+def _notebook_training_helpers(**namespace):
+    """Cell 7's helper block (everything before the spec's training), run in namespace with the imports."""
+    source = code_cells(nbformat.read(NOTEBOOK, as_version=4))[6].source
+    exec(code_cells(nbformat.read(NOTEBOOK, as_version=4))[1].source, namespace)  # the imports cell
+    exec(source.split("# ---- the spec's training ----")[0], namespace)
+    return namespace
+
+
 def test_notebook_and_package_draw_the_same_batch_orders():
     """Cell 7's per-epoch order is the package's (signtrain.training.batches.epoch_batches) for the same rows and seed."""
-    import tensorflow as tf
-
     from signtrain.training import batches
 
-    source = code_cells(nbformat.read(NOTEBOOK, as_version=4))[6].source
-    line = next(line.strip() for line in source.splitlines() if line.strip().startswith("order = "))
-    namespace = {"tf": tf, "FIT_ROWS": 40}
-    exec(line, namespace)
-    theirs = [[int(v) for batch in namespace["order"] for v in batch.numpy()] for _ in range(3)]
-    package = batches.epoch_batches(40, 16, seed=42)  # one pipeline, iterated once an epoch as fit does
+    helpers = _notebook_training_helpers(HAND_DROPOUT=False)
+    rows = np.arange(40, dtype=np.float32)[:, None]  # each row holds its own index
+    pipeline = helpers["shuffled_batches"](rows, rows + 100, batch_size=config.DEFAULT_BATCH_SIZE)
+    theirs = []
+    for _ in range(3):  # fit iterates the pipeline once an epoch
+        epoch = [(x.numpy()[:, 0], y.numpy()[:, 0]) for x, y in pipeline]
+        assert all(len(x) == config.DEFAULT_BATCH_SIZE for x, _ in epoch[:-1]) and len(epoch[-1][0]) == 40 % 16
+        assert all((y == x + 100).all() for x, y in epoch)  # labels travel with their rows
+        theirs.append([int(v) for x, _ in epoch for v in x])
+    package = batches.epoch_batches(40, config.DEFAULT_BATCH_SIZE, seed=config.DEFAULT_SEED)
     ours = [[int(v) for batch in package for v in batch.numpy()] for _ in range(3)]
-    assert theirs == ours and theirs[0] != theirs[1]
+    assert theirs == ours and theirs[0] != theirs[1] and sorted(theirs[0]) == list(range(40))
 
 
 def _notebook_front_end():
@@ -324,63 +357,16 @@ def test_the_notebook_with_relative_features_ships_a_model_for_raw_frames(tmp_pa
     assert sum(layer.get("name", "").startswith("lstm") for layer in layers) == 3
 
 
-def _calls(source, name):
-    """(positional, keyword) arguments of every call to name (a function or a method) in source:
-    literals as values, anything else as its source text."""
-    def value(node):
-        try:
-            return ast.literal_eval(node)
-        except ValueError:
-            return ast.unparse(node)
-
-    found = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call):
-            called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
-            if called == name:
-                found.append(([value(arg) for arg in node.args],
-                              {keyword.arg: value(keyword.value) for keyword in node.keywords if keyword.arg}))
-    return found
-
-
-def test_the_notebooks_fit_and_early_stopping_arguments_are_configs(monkeypatch):
-    """The numbers cells 1, 5, 6 and 7 give train_test_split, EarlyStopping, ModelCheckpoint and model.fit
-    (both PRECISE_BN paths) are signtrain.config's defaults, which `signtrain train` uses (issue 17 §4)."""
-    cells = [cell.source for cell in code_cells(nbformat.read(NOTEBOOK, as_version=4))]
-    [train] = [source for source in cells if "model.fit(" in source]
-    [[_, stop]] = _calls(train, "EarlyStopping")
-    assert stop["monitor"] == config.MONITOR and stop["patience"] == config.DEFAULT_PATIENCE
-    assert stop["restore_best_weights"] is True
-    assert stop.get("mode", "auto") in ("auto", config.MONITOR_MODES[config.MONITOR])
-    [[_, checkpoint]] = _calls(train, "ModelCheckpoint")
-    assert checkpoint["monitor"] == config.MONITOR and checkpoint["save_best_only"] is True
-    assert checkpoint.get("mode", "auto") in ("auto", config.MONITOR_MODES[config.MONITOR])
-    [[_, fit]] = _calls(train, "fit")
-    assert fit["epochs"] == "EPOCHS" and fit["callbacks"].startswith("[early_stop, checkpoint")
-    # PRECISE_BN = False: the spec's plain fit arguments.
-    [plain] = [keywords for _, keywords in _calls(train, "dict") if "validation_split" in keywords]
-    assert plain["batch_size"] == config.DEFAULT_BATCH_SIZE and plain["validation_split"] == config.VALIDATION_SPLIT
-    # PRECISE_BN = True: batches of the same size, drawn from the seed, over the rows validation_split keeps.
-    [[[batch_size], _]] = _calls(train, "batch")
-    [[_, shuffle]] = _calls(train, "shuffle")
-    assert batch_size == config.DEFAULT_BATCH_SIZE and shuffle["seed"] == config.DEFAULT_SEED
-    [fit_rows] = [line.strip() for line in train.splitlines() if line.strip().startswith("FIT_ROWS = ")]
-    for n in (1, 7, 20, 243, 270):
-        namespace = {"X_train": np.zeros(n)}
-        exec(fit_rows, namespace)
-        assert namespace["FIT_ROWS"] == data.fit_rows(n), n
-    # The split and the seed.
-    [split] = [source for source in cells if "train_test_split(" in source and "import" not in source]
-    [[_, split_keywords]] = _calls(split, "train_test_split")
-    assert split_keywords["test_size"] == config.TEST_SIZE and split_keywords["random_state"] == config.DEFAULT_SEED
-    [model_cell] = [source for source in cells if "Sequential([" in source]
-    assert _calls(model_cell, "set_random_seed") == [([config.DEFAULT_SEED], {})]
-    # EPOCHS: SIGNTRAIN_EPOCHS shortens a trial run; unset, it is the spec's.
-    [epochs] = [line for source in cells for line in source.splitlines() if line.startswith("EPOCHS = ")]
-    monkeypatch.delenv("SIGNTRAIN_EPOCHS", raising=False)
-    namespace = {"os": os}
-    exec(epochs, namespace)
-    assert namespace["EPOCHS"] == config.DEFAULT_EPOCHS
+def test_the_notebooks_early_stopping_checkpoint_and_fit_are_the_packages_defaults(executed):
+    """What the executed notebook's EarlyStopping, ModelCheckpoint and model.fit held are signtrain.config's
+    defaults, which `signtrain train` uses: validation on the rows validation_split=0.15 holds out,
+    batches of 16 (the steps of an epoch), the epochs asked for."""
+    root, _, _ = executed
+    fit = json.load(open(root / "fit.json"))
+    assert (fit["monitor"], fit["patience"], fit["restore"]) == (config.MONITOR, config.DEFAULT_PATIENCE, True)
+    assert (fit["checkpoint_monitor"], fit["save_best_only"]) == (config.MONITOR, True)
+    assert fit["fit_rows"] == data.fit_rows(fit["n_train"]) and fit["n_val"] > 0
+    assert fit["steps"] == -(-fit["fit_rows"] // config.DEFAULT_BATCH_SIZE) and fit["epochs"] == 2
 
 
 def test_the_notebooks_hand_dropout_is_the_packages():
@@ -389,10 +375,7 @@ def test_the_notebooks_hand_dropout_is_the_packages():
 
     from signtrain.training import hand_dropout
 
-    source = code_cells(nbformat.read(NOTEBOOK, as_version=4))[6].source
-    [function] = [node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef) and node.name == "drop_hands"]
-    namespace = {"tf": tf}
-    exec(ast.unparse(function), namespace)
+    namespace = _notebook_training_helpers(HAND_DROPOUT=True)
     frames = tf.constant(np.random.default_rng(3).uniform(0.1, 1, (64, 30, 1662)).astype(np.float32))
     for seed in ([1, 2], [7, 0]):
         ours = hand_dropout.drop_hands(frames, tf.constant(seed, tf.int64)).numpy()
