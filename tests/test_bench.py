@@ -76,7 +76,7 @@ def test_real_people_quick(tmp_path):
     realdata_file("ismokedata_6signs.npz")
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, "bench", "real_people.py"), "--quick", "--parts", "a",
-         "--configs", "--recipe people --ensemble 1", "--jobs", "2"],
+         "--configs", "--recipe people --ensemble 1", "--jobs", "1"],
         capture_output=True, text=True, timeout=900, cwd=tmp_path, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| --recipe people --ensemble 1 |")]
