@@ -2,6 +2,15 @@ import os
 import subprocess
 import sys
 
+# Under pytest-xdist each test process gets its share of the cores (make test: 2 processes on a 2-core
+# machine, one core each), and so do the processes a test starts (notebook kernels, bench scripts).
+# Unset, every process runs a thread per core: a training then waits on the other process's threads,
+# measured 69 s in the suite for a resume test that takes 14 s alone. Set before numpy and TensorFlow start.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    share = str(max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+    for name in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(name, share)
+
 import numpy as np
 import pytest
 
@@ -9,14 +18,6 @@ from signtrain import cli
 from signtrain.data import dataset as data, synth
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Under pytest-xdist each test process gets its share of the cores (make test: 2 processes on a 2-core
-# machine, one core each), and so do the processes a test starts (notebook kernels, bench scripts).
-# Unset, every process runs a thread per core: a training then waits on the other process's threads,
-# measured 69 s in the suite for a resume test that takes 14 s alone. Set before TensorFlow starts.
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    share = str(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
-    for name in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(name, share)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REALDATA = os.path.join(os.path.dirname(REPO), "shared", "realdata")

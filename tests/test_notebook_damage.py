@@ -178,6 +178,18 @@ def test_a_sequence_of_another_width_is_left_out_by_both(tree):
     assert action == "No" and "258" in reason and "1662" in reason
 
 
+def test_a_sequence_of_frames_without_values_is_left_out_by_both(tree):
+    """np.save of an empty array: a frame of 0 values (it crashed the package's value-range check)."""
+    write_sequence(tree, "No", 1, [np.zeros(0)] * 30)
+    namespace = run_notebook_loading(tree)
+    dataset = data.load_dataset(str(tree), use_cache=False)
+    assert [(skip["action"], skip["sequence"]) for skip in dataset.skipped] == [("No", "1")]
+    assert "0 values" in dataset.skipped[0]["reason"]
+    np.testing.assert_array_equal(namespace["X"], dataset.X)
+    np.testing.assert_array_equal(namespace["y"].argmax(1), dataset.y)
+    assert [entry[:2] for entry in namespace["skipped"]] == [("No", "1")]
+
+
 def test_the_notebook_names_the_sequence_it_drops_for_its_width(tree):
     one_sequence_258_wide(tree)
     assert [entry[:2] for entry in run_notebook_loading(tree)["skipped"]] == [("No", "1")]

@@ -109,6 +109,8 @@ BEYOND_CAMERA = (f"far beyond what MediaPipe gives (keypoints are image fraction
 
 def beyond_camera(sequence):
     """(frame, its largest |value|) of the first frame beyond config.MAX_ABS_VALUE, or None."""
+    if sequence.size == 0:  # frames of no values: a width of their own, left to the width check
+        return None
     largest = np.abs(sequence).max(axis=1)
     if largest.max() <= config.MAX_ABS_VALUE:
         return None

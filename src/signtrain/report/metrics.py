@@ -57,16 +57,30 @@ class Metrics:
     diagnostics: list = dataclasses.field(default_factory=list)  # signtrain.report.diagnose
     external_test: dict = None  # --test-data scored (signtrain.report.evaluate.evaluate_recording)
     extra: dict = dataclasses.field(default_factory=dict, repr=False)  # keys this version does not know
+    file_keys: tuple = dataclasses.field(default=None, repr=False, compare=False)  # read from a file: its keys
 
     def to_json(self):
-        content = {field.name: getattr(self, field.name) for field in dataclasses.fields(self) if field.name != "extra"}
-        for name in _WRITTEN_WHEN_SET:
-            if content[name] is None or content[name] == "":
-                del content[name]
-        return dict(content, **self.extra)
+        """The file's content. A record read from a file writes that file's keys in its order (an older
+        run gains no key it never had), then any field set since; a run's own record writes every key
+        but those of _WRITTEN_WHEN_SET that do not apply."""
+        fields = [field for field in dataclasses.fields(self) if field.name not in ("extra", "file_keys")]
+        content = {field.name: getattr(self, field.name) for field in fields}
+        if self.file_keys is None:
+            written = {key: value for key, value in content.items()
+                       if key not in _WRITTEN_WHEN_SET or value not in (None, "")}
+            return dict(written, **self.extra)
+        kept = {key: content[key] if key in content else self.extra[key] for key in self.file_keys}
+        set_since = {field.name: content[field.name] for field in fields
+                     if field.name not in kept and content[field.name] != _default(field)}
+        return dict(kept, **set_since)
 
     @classmethod
     def from_json(cls, content):
-        known = {field.name for field in dataclasses.fields(cls)} - {"extra"}
+        known = {field.name for field in dataclasses.fields(cls)} - {"extra", "file_keys"}
         return cls(**{key: value for key, value in content.items() if key in known},
-                   extra={key: value for key, value in content.items() if key not in known})
+                   extra={key: value for key, value in content.items() if key not in known},
+                   file_keys=tuple(content))
+
+
+def _default(field):
+    return field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
