@@ -291,9 +291,9 @@ def test_the_notebook_runs_on_colabs_versions_and_reports_what_it_ships(executed
 
 def _notebook_training_helpers(**namespace):
     """Cell 7's helper block (everything before the spec's training), run in namespace with the imports."""
-    source = code_cells(nbformat.read(NOTEBOOK, as_version=4))[6].source
-    exec(code_cells(nbformat.read(NOTEBOOK, as_version=4))[1].source, namespace)  # the imports cell
-    exec(source.split("# ---- the spec's training ----")[0], namespace)
+    cells = code_cells(nbformat.read(NOTEBOOK, as_version=4))
+    exec(cells[1].source, namespace)  # the imports cell
+    exec(cells[6].source.split("# ---- the spec's training ----")[0], namespace)
     return namespace
 
 

@@ -66,7 +66,7 @@ def _train_and_score(dataset, settings, strategy, index, split):
         restore_best_weights=True)]
     history = fitting.fit(net, fit_plan, epochs=settings.epochs, verbose=0, callbacks=stopping).history
     scores = finish.score(dataset, test_idx, net.predict(dataset.X[test_idx], verbose=0))  # as a run scores
-    result = {"test_accuracy": scores.correct / len(test_idx), "test_correct": scores.correct, "n_test": len(test_idx),
+    result = {"test_accuracy": scores.accuracy, "test_correct": scores.correct, "n_test": len(test_idx),
               "test_accuracy_ci95": list(scores.interval), "epochs_run": len(history["loss"])}
     trained = set(dataset.y[split.train].tolist())  # a sign never trained on has no recall to report
     recall = [scores.per_class[action]["recall"] if scores.per_class[action]["support"] and label in trained else np.nan

@@ -18,8 +18,6 @@ from signtrain.training import fitting, stream
 class Judged:
     """The reloaded best model on the test rows, as the live app will run it."""
     best: object  # best_model.h5 reloaded (inference mode: moving averages, no dropout)
-    test_loss: float
-    test_accuracy: float
     probabilities: np.ndarray  # of action_model.h5 reloaded from disk, one row per test sequence
     in_memory: np.ndarray  # of the model still in memory: must equal the file's
     X_check: np.ndarray  # the test sequences the exports are checked on
@@ -30,6 +28,8 @@ class Judged:
 class Scores:
     """The shipped model's predictions on the test rows against their labels."""
     correct: int
+    accuracy: float
+    loss: float  # the mean categorical cross-entropy
     interval: tuple  # the 95% Wilson interval of the test accuracy
     per_class: dict
     matrix: np.ndarray  # the confusion matrix, rows the true sign
@@ -37,10 +37,12 @@ class Scores:
 
 
 def score(dataset, test_idx, probabilities):
+    """Accuracy, loss and the confusion matrix, all from the one prediction of the test rows."""
     y_true, y_pred = dataset.y[test_idx], probabilities.argmax(axis=1)
     per_class, matrix, report = evaluate.classification_metrics(y_true, y_pred, dataset.actions)
     correct = int(np.sum(y_pred == y_true))
-    return Scores(correct, evaluate.wilson_interval(correct, len(y_true)), per_class, matrix, report)
+    return Scores(correct, correct / len(y_true), categorical_crossentropy(y_true, probabilities),
+                  evaluate.wilson_interval(correct, len(y_true)), per_class, matrix, report)
 
 
 @dataclasses.dataclass
@@ -54,7 +56,7 @@ class RunReport:
 
 def judge(prepared, net):
     """Reload the best epoch, write action_model.h5, actions.npy and the SavedModel, and predict the
-    test rows once with the shipped file: accuracy, loss and the confusion matrix all come from those."""
+    test rows once with the shipped file (score() derives accuracy, loss and the confusion matrix)."""
     dataset, test_idx, path = prepared.dataset, prepared.split.test, prepared.path
     best = model_lib.compile_model(model_lib.load_model(path(config.BEST_MODEL_FILE)))
     build = fitting.builder(prepared.settings, len(dataset.actions), dataset)
@@ -70,9 +72,7 @@ def judge(prepared, net):
     # The exports are checked on the test rows (with --stream the first READ_ROWS: arrays in memory).
     X_check = stream.sample(dataset.X, test_idx, stream.READ_ROWS if prepared.settings.stream else None)
     in_memory = net.predict(X_check, verbose=0)
-    test_loss = categorical_crossentropy(dataset.y[test_idx], probabilities)
-    test_accuracy = float(np.mean(probabilities.argmax(axis=1) == dataset.y[test_idx]))
-    judged = Judged(best, test_loss, test_accuracy, probabilities, in_memory, X_check, h5_keras3_only)
+    judged = Judged(best, probabilities, in_memory, X_check, h5_keras3_only)
     return judged, shipped
 
 
@@ -90,8 +90,8 @@ def _metrics(prepared, judged, scores, history, train_seconds, resumed):
     val_accuracy = history.get("val_categorical_accuracy", [])
     best_index = fitting.best_epoch_index(history, settings.monitor, settings.keep)  # the epoch kept
     return metrics_record.Metrics(
-        test_accuracy=judged.test_accuracy, test_accuracy_ci95=list(scores.interval), test_correct=scores.correct,
-        test_loss=judged.test_loss,
+        test_accuracy=scores.accuracy, test_accuracy_ci95=list(scores.interval), test_correct=scores.correct,
+        test_loss=scores.loss,
         best_val_accuracy=float(val_accuracy[best_index]) if best_index is not None and val_accuracy else None,
         best_epoch=best_index + 1 if best_index is not None else None,
         monitor=settings.monitor, epochs_run=len(history.get("loss", [])),
@@ -159,7 +159,7 @@ def finish(prepared, net, history, train_seconds, resumed, members=None):
                                "member_test_accuracy": ensemble.member_accuracies(members, judged.X_check,
                                                                                   dataset.y[prepared.split.test][:len(judged.X_check)]),
                                "member_test_rows": len(judged.X_check),  # with --stream the first READ_ROWS
-                               "test_accuracy": judged.test_accuracy}
+                               "test_accuracy": scores.accuracy}
     failed = []
     if prepared.settings.export:
         metrics.exports, failed = _exports(prepared.settings, judged, prepared.run_dir)
